@@ -1,0 +1,56 @@
+# Thin wrapper over CMake (as neovim does). Targets:
+#   make          build (build/)
+#   make test     install deps, build, run the whole ctest suite (+ ASan/UBSan and fuzz builds)
+#   make demo     build, start master + worker + emulated rack, run deploy/examples/smoke.yaml
+#   make bench    build with -O2 and run the benchmarks (RESULT lines)
+#   make clean
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+JOBS       ?= $(shell nproc)
+CTEST_ARGS ?=
+
+.PHONY: all deps build test test-main test-asan test-fuzz demo bench clean
+
+all: build
+
+deps:
+	@./deploy/install-deps.sh
+
+build: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+# ASan/UBSan build with clang: runs the unit and integration labels.
+test-asan: deps
+	@CC=clang cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DRACKRUN_SANITIZE=ON >/dev/null
+	@cmake --build $(ASAN_BUILD) -j $(JOBS)
+	@cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest --output-on-failure -j $(JOBS) -L '^(unit|integration)$$' $(CTEST_ARGS)
+
+# libFuzzer targets (clang); their ctest entries carry the fuzz label.
+test-fuzz: deps
+	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=Debug -DRACKRUN_FUZZ=ON >/dev/null
+	@cmake --build $(FUZZ_BUILD) -j $(JOBS)
+	@cd $(FUZZ_BUILD) && ctest --output-on-failure -L '^fuzz$$' $(CTEST_ARGS)
+
+# The main suite runs last so that its ctest summary is the closing line.
+test-main: build
+	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -LE '^fuzz$$' $(CTEST_ARGS)
+
+test: deps
+	@$(MAKE) --no-print-directory test-asan
+	@$(MAKE) --no-print-directory test-fuzz
+	@$(MAKE) --no-print-directory test-main
+
+demo: build
+	@./deploy/demo.sh $(BUILD)
+
+bench: deps
+	@cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_FLAGS=-O2 >/dev/null
+	@cmake --build build-bench -j $(JOBS)
+	@./bench/run.sh build-bench
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) build-bench

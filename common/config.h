@@ -1,0 +1,70 @@
+/* config.h: YAML configuration files (libyaml) for the worker (device
+ * dictionary + device types) and the master. Errors name the file, the line
+ * and column, and the key: "worker.yaml:12:5: devices[2].bmc.port: not a number".
+ *
+ * Device types carry defaults (prompts, serial delays, IPMI timeouts) that a
+ * device overrides key by key. BMC passwords are read from password_file
+ * (must be mode 0600 or stricter, else the load fails) or from the environment
+ * variable named by password_env; they are kept only in rr_device_config_t and
+ * never printed by anything in common/. */
+#ifndef RACKRUN_CONFIG_H
+#define RACKRUN_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    char *name;                 /* device name, unique in the rack */
+    char *type;                 /* device type, e.g. "highbank" */
+    char **tags;
+    size_t tag_count;
+    char *bmc_host;             /* host name or address of the BMC */
+    uint16_t bmc_port;          /* default 623 */
+    char *bmc_user;
+    char *bmc_password;         /* secret: never log */
+    char *mac;                  /* "00:50:43:02:01:00", eth0: pxelinux.cfg/01-<mac> */
+    char **prompts;             /* shell prompts to wait for (type default: "# ") */
+    size_t prompt_count;
+    uint32_t bootloader_delay_ms;  /* per-character delay while in the bootloader */
+    uint32_t test_shell_delay_ms;  /* per-character delay in the test shell */
+    uint32_t ipmi_timeout_ms;      /* per IPMI call (default 5000) */
+    uint32_t ipmi_retries;         /* bounded retries of an IPMI call (default 3) */
+    uint32_t sol_timeout_ms;       /* SOL session timeout (default 10000) */
+} rr_device_config_t;
+
+typedef struct {
+    char *worker;               /* worker name, as the master knows it */
+    char *rack;
+    char *master;               /* master worker endpoint, "tcp://127.0.0.1:5555" */
+    char *master_public_key;    /* path of the master's public cert (CURVE), NULL = insecure */
+    char *secret_key;           /* path of this worker's secret cert (CURVE) */
+    char *tftp_root;
+    char *spool_dir;            /* default /var/lib/rackrun/spool */
+    uint32_t heartbeat_interval_ms; /* until the master's WELCOME says otherwise: 1000 */
+    rr_device_config_t *devices;
+    size_t device_count;
+} rr_worker_config_t;
+
+typedef struct {
+    char *db_path;              /* SQLite file (WAL), default /var/lib/rackrun/master.db */
+    char *worker_endpoint;      /* default tcp://127.0.0.1:5555 */
+    char *client_endpoint;      /* default tcp://127.0.0.1:5556 */
+    char *http_listen;          /* default 127.0.0.1:8080, NULL = off */
+    char *secret_key;           /* master secret cert path, NULL = insecure */
+    char *worker_keys_dir;      /* authorized worker public certs */
+    char *client_keys_dir;      /* authorized client public certs */
+    uint32_t heartbeat_interval_ms; /* default 1000 */
+    uint32_t heartbeat_timeout_ms;  /* default 5000 */
+    uint32_t worker_grace_ms;       /* default 60000 */
+} rr_master_config_t;
+
+/* Load a worker configuration. Returns 0, or -1 with a located message in ERR. */
+int rr_worker_config_load(const char *path, rr_worker_config_t **out, char *err, size_t errlen);
+void rr_worker_config_destroy(rr_worker_config_t **config);
+
+/* Load a master configuration (PATH may be NULL: all defaults). */
+int rr_master_config_load(const char *path, rr_master_config_t **out, char *err, size_t errlen);
+void rr_master_config_destroy(rr_master_config_t **config);
+
+#endif
