@@ -1,0 +1,224 @@
+/* test_scheduler.c: which queued job each idle device gets. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "scheduler.h"
+#include "store_fixture.h"
+
+/* Run the scheduler; *COUNT assignments, caller frees. */
+static rr_assignment_t *pick(fixture_t *f, size_t *count)
+{
+    rr_assignment_t *out = NULL;
+    char err[512] = "";
+    if (rr_scheduler_pick(f->store, &out, count, err, sizeof err) != 0)
+        fail_msg("pick: %s", err);
+    return out;
+}
+
+/* The job assigned to DEVICE in LIST, 0 if none. */
+static uint64_t job_on(const rr_assignment_t *list, size_t count, const char *device)
+{
+    for (size_t i = 0; i < count; i++)
+        if (strcmp(list[i].device, device) == 0)
+            return list[i].job;
+    return 0;
+}
+
+static const char *job_state(fixture_t *f, uint64_t job, char *buf, size_t len)
+{
+    proto_jobinfo_t info;
+    assert_int_equal(rr_store_job_get(f->store, job, &info), RR_STORE_OK);
+    snprintf(buf, len, "%s", info.state);
+    rr_store_jobinfo_clear(&info);
+    return buf;
+}
+
+static void test_higher_priority_job_goes_first(void **state)
+{
+    fixture_t *f = *state;
+    const char *const devs[] = { "hb01:highbank::idle", NULL };
+    fixture_hello(f, "rack01", devs);
+    fixture_job(f, "highbank", 25, "", 1);
+    uint64_t high = fixture_job(f, "highbank", 75, "", 2);
+    fixture_job(f, "highbank", 50, "", 3);
+    size_t count;
+    rr_assignment_t *list = pick(f, &count);
+    assert_int_equal(count, 1);
+    assert_int_equal(list[0].job, high);
+    assert_string_equal(list[0].device, "hb01");
+    assert_string_equal(list[0].worker, "rack01");
+    rr_assignments_free(&list, count);
+    assert_null(list);
+}
+
+static void test_oldest_job_first_within_a_priority(void **state)
+{
+    fixture_t *f = *state;
+    const char *const devs[] = { "hb01:highbank::idle", "hb02:highbank::idle", NULL };
+    fixture_hello(f, "rack01", devs);
+    uint64_t first = fixture_job(f, "highbank", 50, "", 1);
+    uint64_t second = fixture_job(f, "highbank", 50, "", 2);
+    uint64_t third = fixture_job(f, "highbank", 50, "", 3);
+    size_t count;
+    rr_assignment_t *list = pick(f, &count);
+    assert_int_equal(count, 2);
+    assert_int_equal(job_on(list, count, "hb01"), first);
+    assert_int_equal(job_on(list, count, "hb02"), second);
+    rr_assignments_free(&list, count);
+    char buf[16];
+    assert_string_equal(job_state(f, third, buf, sizeof buf), RR_JOB_QUEUED);
+}
+
+static void test_job_tags_must_all_be_on_the_device(void **state)
+{
+    fixture_t *f = *state;
+    const char *const devs[] = { "hb01:highbank:sata:idle", "hb02:highbank:sata+usb:idle",
+                                 NULL };
+    fixture_hello(f, "rack01", devs);
+    uint64_t both = fixture_job(f, "highbank", 90, "sata,usb", 1);
+    uint64_t pcie = fixture_job(f, "highbank", 90, "pcie", 2);
+    uint64_t sata = fixture_job(f, "highbank", 10, "sata", 3);
+    size_t count;
+    rr_assignment_t *list = pick(f, &count);
+    assert_int_equal(count, 2);
+    assert_int_equal(job_on(list, count, "hb02"), both);
+    assert_int_equal(job_on(list, count, "hb01"), sata);
+    rr_assignments_free(&list, count);
+    char buf[16];
+    assert_string_equal(job_state(f, pcie, buf, sizeof buf), RR_JOB_QUEUED);
+}
+
+static void test_device_type_must_match(void **state)
+{
+    fixture_t *f = *state;
+    const char *const devs[] = { "hb01:highbank::idle", "mid01:midway::idle", NULL };
+    fixture_hello(f, "rack01", devs);
+    uint64_t midway = fixture_job(f, "midway", 50, "", 1);
+    uint64_t other = fixture_job(f, "qemu-arm", 99, "", 2);
+    size_t count;
+    rr_assignment_t *list = pick(f, &count);
+    assert_int_equal(count, 1);
+    assert_int_equal(job_on(list, count, "mid01"), midway);
+    rr_assignments_free(&list, count);
+    char buf[16];
+    assert_string_equal(job_state(f, other, buf, sizeof buf), RR_JOB_QUEUED);
+}
+
+static void test_unavailable_devices_are_never_picked(void **state)
+{
+    fixture_t *f = *state;
+    const char *const rack1[] = { "hb01:highbank::maintenance", "hb02:highbank::offline",
+                                  "hb03:highbank::bad", "hb04:highbank::retired", NULL };
+    const char *const rack2[] = { "hb05:highbank::idle", NULL };
+    fixture_hello(f, "rack01", rack1);
+    fixture_hello(f, "rack02", rack2);
+    assert_int_equal(rr_store_worker_set_state(f->store, "rack02", RR_WORKER_LOST, 5),
+                     RR_STORE_OK);
+    for (int i = 0; i < 3; i++)
+        fixture_job(f, "highbank", 50, "", 1);
+    size_t count = 99;
+    rr_assignment_t *list = pick(f, &count);
+    assert_int_equal(count, 0);
+    assert_null(list);
+}
+
+static void test_idle_device_of_an_offline_worker_is_not_picked(void **state)
+{
+    fixture_t *f = *state;
+    const char *const devs[] = { "hb01:highbank::idle", NULL };
+    fixture_hello(f, "rack01", devs);
+    assert_int_equal(rr_store_worker_set_state(f->store, "rack01", RR_WORKER_OFFLINE, 5),
+                     RR_STORE_OK);
+    /* Even if something set the device idle again, its worker is not online. */
+    assert_int_equal(rr_store_device_set_state(f->store, "hb01", RR_DEVICE_IDLE, NULL),
+                     RR_STORE_OK);
+    fixture_job(f, "highbank", 50, "", 1);
+    size_t count;
+    rr_assignment_t *list = pick(f, &count);
+    assert_int_equal(count, 0);
+    rr_assignments_free(&list, count);
+}
+
+static void test_assignment_marks_job_scheduled_and_device_reserved(void **state)
+{
+    fixture_t *f = *state;
+    const char *const devs[] = { "hb01:highbank::idle", NULL };
+    fixture_hello(f, "rack01", devs);
+    uint64_t job = fixture_job(f, "highbank", 50, "", 1);
+    size_t count;
+    rr_assignment_t *list = pick(f, &count);
+    assert_int_equal(count, 1);
+    rr_assignments_free(&list, count);
+
+    proto_jobinfo_t info;
+    assert_int_equal(rr_store_job_get(f->store, job, &info), RR_STORE_OK);
+    assert_string_equal(info.state, RR_JOB_SCHEDULED);
+    assert_string_equal(info.device, "hb01");
+    assert_string_equal(info.worker, "rack01");
+    rr_store_jobinfo_clear(&info);
+    proto_deviceinfo_t dev;
+    assert_int_equal(rr_store_device_get(f->store, "hb01", &dev), RR_STORE_OK);
+    assert_string_equal(dev.state, RR_DEVICE_RESERVED);
+    assert_int_equal(dev.job, job);
+    rr_store_deviceinfo_clear(&dev);
+
+    /* A second pass has nothing left to do. */
+    fixture_job(f, "highbank", 50, "", 2);
+    list = pick(f, &count);
+    assert_int_equal(count, 0);
+    rr_assignments_free(&list, count);
+}
+
+static void test_finished_job_frees_device_for_the_next(void **state)
+{
+    fixture_t *f = *state;
+    const char *const devs[] = { "hb01:highbank::idle", NULL };
+    fixture_hello(f, "rack01", devs);
+    uint64_t first = fixture_job(f, "highbank", 50, "", 1);
+    uint64_t second = fixture_job(f, "highbank", 50, "", 2);
+    size_t count;
+    rr_assignment_t *list = pick(f, &count);
+    assert_int_equal(list[0].job, first);
+    rr_assignments_free(&list, count);
+    assert_int_equal(rr_store_job_finish(f->store, first, RR_OUTCOME_COMPLETE, NULL, 9),
+                     RR_STORE_OK);
+    list = pick(f, &count);
+    assert_int_equal(count, 1);
+    assert_int_equal(list[0].job, second);
+    rr_assignments_free(&list, count);
+}
+
+static void test_tags_match_is_a_subset_check(void **state)
+{
+    char *dev[] = { "a", "b", "c" };
+    char *sub[] = { "c", "a" };
+    char *miss[] = { "a", "d" };
+    assert_true(rr_scheduler_tags_match(NULL, 0, dev, 3));
+    assert_true(rr_scheduler_tags_match(sub, 2, dev, 3));
+    assert_false(rr_scheduler_tags_match(miss, 2, dev, 3));
+    assert_false(rr_scheduler_tags_match(sub, 2, NULL, 0));
+}
+
+#define T(name) cmocka_unit_test_setup_teardown(name, fixture_setup, fixture_teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        T(test_higher_priority_job_goes_first),
+        T(test_oldest_job_first_within_a_priority),
+        T(test_job_tags_must_all_be_on_the_device),
+        T(test_device_type_must_match),
+        T(test_unavailable_devices_are_never_picked),
+        T(test_idle_device_of_an_offline_worker_is_not_picked),
+        T(test_assignment_marks_job_scheduled_and_device_reserved),
+        T(test_finished_job_frees_device_for_the_next),
+        cmocka_unit_test(test_tags_match_is_a_subset_check),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
