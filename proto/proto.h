@@ -42,8 +42,16 @@
 #define PROTO_MEMBER_OBJ(n, st)  struct proto_##st *n;
 #define PROTO_MEMBER(kind, n, key, req, st) PROTO_MEMBER_##kind(n, st)
 
+/* PROTO_TYPE(name): the typedef of struct proto_<name>, proto_<name>_t, except
+ * for the ERROR message, whose struct is proto_error_msg_t because
+ * proto_error_t is the codec's error report (below). */
+#define PROTO_TYPE_error_ , proto_error_msg_t
+#define PROTO_SECOND_(a, b, ...) b
+#define PROTO_PICK_(...) PROTO_SECOND_(__VA_ARGS__)
+#define PROTO_TYPE(name) PROTO_PICK_(PROTO_TYPE_##name##_, proto_##name##_t, ~)
+
 #define PROTO_STRUCT(name, FIELDS) \
-    typedef struct proto_##name { FIELDS(PROTO_MEMBER) } proto_##name##_t;
+    typedef struct proto_##name { FIELDS(PROTO_MEMBER) } PROTO_TYPE(name);
 #define PROTO_MESSAGE(ENUM, name, tag, FIELDS) PROTO_STRUCT(name, FIELDS)
 #include "messages.def"
 #undef PROTO_STRUCT
@@ -65,7 +73,7 @@ typedef struct {
     uint32_t version;           /* "v" as received (PROTO_VERSION when encoding) */
     union {
 #define PROTO_STRUCT(name, FIELDS)
-#define PROTO_MESSAGE(ENUM, name, tag, FIELDS) proto_##name##_t name;
+#define PROTO_MESSAGE(ENUM, name, tag, FIELDS) PROTO_TYPE(name) name;
 #include "messages.def"
 #undef PROTO_STRUCT
 #undef PROTO_MESSAGE
