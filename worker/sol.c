@@ -1,0 +1,343 @@
+/* sol.c: one node's Serial-over-LAN console over libipmiconsole.
+ *
+ * libipmiconsole runs the IPMI side in its own engine threads and hands us a
+ * socket (ipmiconsole_ctx_fd) that carries the console bytes both ways; EOF on
+ * it means the session ended, and ipmiconsole_ctx_errnum says why. Everything
+ * read by rr_sol_expect and rr_sol_type goes to the caller's sink and into an
+ * rr_expect_t, so output that arrives while typing can still be expected.
+ * rr_sol_read is the raw path: it bypasses that buffer. */
+#include "sol.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <ipmiconsole.h>
+
+#include "expect.h"
+#include "ipmi.h"
+
+#define SOL_ENGINE_THREADS 2        /* each engine thread multiplexes many sessions */
+#define SOL_CIPHER_SUITE 3
+#define SOL_EXPECT_CAPACITY 65536   /* unmatched output kept for expect */
+#define SOL_READ_CHUNK 4096
+
+/* Stock ipmi_sim needs these (docs/rig.md): its Get Channel Payload Support
+ * on channel 0xE crashes it, it reports a bogus payload size, and it needs the
+ * privilege in Open Session. Real BMCs with the same bugs need the same. */
+#define SOL_WORKAROUNDS (IPMICONSOLE_WORKAROUND_SKIP_CHANNEL_PAYLOAD_SUPPORT \
+                         | IPMICONSOLE_WORKAROUND_IGNORE_SOL_PAYLOAD_SIZE \
+                         | IPMICONSOLE_WORKAROUND_OPEN_SESSION_PRIVILEGE)
+
+struct _rr_sol_t {
+    char target[280];           /* "host:port", as FreeIPMI takes it */
+    ipmiconsole_ctx_t ctx;
+    int fd;                     /* our end of the engine's socket, non-blocking */
+    rr_expect_t *unmatched;
+    char error[1024];
+};
+
+static pthread_once_t engine_once = PTHREAD_ONCE_INIT;
+static int engine_errno;        /* 0 once the engine runs */
+
+static void engine_init(void)
+{
+    if (ipmiconsole_engine_init(SOL_ENGINE_THREADS, 0) < 0)
+        engine_errno = errno ? errno : EIO;
+}
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t) ts.tv_sec * 1000000000ULL + (uint64_t) ts.tv_nsec;
+}
+
+static int format_target(char *buf, size_t len, const char *host, uint16_t port)
+{
+    bool v6 = strchr(host, ':') && host[0] != '[';
+    int n = snprintf(buf, len, v6 ? "[%s]:%u" : "%s:%u", host, (unsigned) port);
+    return n < 0 || (size_t) n >= len ? -1 : 0;
+}
+
+/* Session timeout = timeout_ms; keepalives well within it, so a silent node
+ * (powered off) keeps its session, and retransmissions within a keepalive.
+ * libipmiconsole wants retransmit <= keepalive <= session timeout. */
+static void protocol_config(struct ipmiconsole_protocol_config *p, uint32_t timeout_ms)
+{
+    int session = timeout_ms < 1000 ? 1000 : (int) timeout_ms;
+    int keepalive = session / 3;
+    int retransmit = keepalive < 500 ? keepalive : 500;
+    *p = (struct ipmiconsole_protocol_config) {
+        .session_timeout_len = session,
+        .retransmission_timeout_len = retransmit,
+        .retransmission_backoff_count = -1,     /* library default */
+        .keepalive_timeout_len = keepalive,
+        .retransmission_keepalive_timeout_len = retransmit,
+        .acceptable_packet_errors_count = -1,
+        .maximum_retransmission_count = -1,
+    };
+}
+
+/* Why CTX failed, as "connection timed out (detail)". */
+static void ctx_cause(ipmiconsole_ctx_t ctx, char *buf, size_t len)
+{
+    int errnum = ipmiconsole_ctx_errnum(ctx);
+    const char *what = ipmiconsole_ctx_strerror(errnum);
+    const char *detail = ipmiconsole_ctx_errormsg(ctx);
+    if (detail && *detail && strcmp(detail, what) != 0)
+        snprintf(buf, len, "%s (%s)", what, detail);
+    else
+        snprintf(buf, len, "%s", what);
+}
+
+/* One attempt at a confirmed session; on failure *ERRNUM and CAUSE say why. */
+static ipmiconsole_ctx_t session_start(const char *target, const char *user,
+                                       const char *password, uint32_t timeout_ms,
+                                       int *errnum, char *cause, size_t len)
+{
+    /* The library copies these; it takes them non-const. */
+    struct ipmiconsole_ipmi_config ipmi = {
+        .username = (char *) user,
+        .password = (char *) password,
+        .privilege_level = IPMICONSOLE_PRIVILEGE_ADMIN,
+        .cipher_suite_id = SOL_CIPHER_SUITE,
+        .workaround_flags = SOL_WORKAROUNDS,
+    };
+    struct ipmiconsole_protocol_config protocol;
+    /* behavior 0: an active payload is deactivated and taken over (the
+     * library's own stale-session handling); rr_sol_open adds one more try. */
+    struct ipmiconsole_engine_config engine = { .engine_flags = 0, .behavior_flags = 0,
+                                                .debug_flags = 0 };
+    protocol_config(&protocol, timeout_ms);
+    ipmiconsole_ctx_t ctx = ipmiconsole_ctx_create(target, &ipmi, &protocol, &engine);
+    if (!ctx) {
+        *errnum = IPMICONSOLE_ERR_SYSTEM_ERROR;
+        snprintf(cause, len, "cannot create console context: %s", strerror(errno));
+        return NULL;
+    }
+    if (ipmiconsole_engine_submit_block(ctx) < 0) {
+        *errnum = ipmiconsole_ctx_errnum(ctx);
+        ctx_cause(ctx, cause, len);
+        ipmiconsole_ctx_destroy(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+/* A stale SOL session on the BMC: deactivate it out of band, so the next try finds it free. */
+static void deactivate_stale(const char *host, uint16_t port, const char *user,
+                             const char *password, uint32_t timeout_ms)
+{
+    rr_ipmi_t *bmc = rr_ipmi_new(host, port, user, password, timeout_ms, 0);
+    if (bmc)
+        rr_ipmi_sol_deactivate(bmc);
+    rr_ipmi_destroy(&bmc);
+}
+
+static int sol_fd_open(rr_sol_t *self, char *cause, size_t len)
+{
+    self->fd = ipmiconsole_ctx_fd(self->ctx);
+    if (self->fd < 0) {
+        ctx_cause(self->ctx, cause, len);
+        return -1;
+    }
+    int flags = fcntl(self->fd, F_GETFL);
+    if (flags < 0 || fcntl(self->fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+        snprintf(cause, len, "console fd: %s", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+rr_sol_t *rr_sol_open(const char *host, uint16_t port, const char *user, const char *password,
+                      uint32_t timeout_ms, char *err, size_t errlen)
+{
+    char cause[400] = "";
+    int errnum = 0;
+    rr_sol_t *self = calloc(1, sizeof *self);
+    if (!self || !host || format_target(self->target, sizeof self->target, host, port) < 0) {
+        snprintf(err, errlen, "bmc %s:%u: sol open: %s", host ? host : "(null)", (unsigned) port,
+                 self ? "bad host" : "out of memory");
+        goto err_free;
+    }
+    self->fd = -1;
+    pthread_once(&engine_once, engine_init);
+    if (engine_errno) {
+        snprintf(cause, sizeof cause, "console engine: %s", strerror(engine_errno));
+        goto err_report;
+    }
+    self->ctx = session_start(self->target, user, password, timeout_ms, &errnum, cause,
+                              sizeof cause);
+    /* The library already deactivates a payload it finds active; SOL_INUSE
+     * means activation still met one (a BMC whose status lies, or a race). */
+    if (!self->ctx && errnum == IPMICONSOLE_ERR_SOL_INUSE) {
+        deactivate_stale(host, port, user, password, timeout_ms);
+        self->ctx = session_start(self->target, user, password, timeout_ms, &errnum, cause,
+                                  sizeof cause);
+    }
+    if (!self->ctx)
+        goto err_report;
+    if (sol_fd_open(self, cause, sizeof cause) < 0)
+        goto err_report;
+    self->unmatched = rr_expect_new(SOL_EXPECT_CAPACITY);
+    if (!self->unmatched) {
+        snprintf(cause, sizeof cause, "out of memory");
+        goto err_report;
+    }
+    return self;
+err_report:
+    snprintf(err, errlen, "bmc %s: sol open: %s", self->target, cause);
+    rr_sol_destroy(&self);
+    return NULL;
+err_free:
+    free(self);
+    return NULL;
+}
+
+void rr_sol_destroy(rr_sol_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    rr_sol_t *self = *self_p;
+    rr_expect_destroy(&self->unmatched);
+    /* Closing our end tears the session down in the engine. */
+    if (self->fd >= 0)
+        close(self->fd);
+    if (self->ctx)
+        ipmiconsole_ctx_destroy(self->ctx);
+    free(self);
+    *self_p = NULL;
+}
+
+int rr_sol_fd(const rr_sol_t *self)
+{
+    return self->fd;
+}
+
+const char *rr_sol_error(const rr_sol_t *self)
+{
+    return self->error;
+}
+
+ssize_t rr_sol_read(rr_sol_t *self, void *buf, size_t len)
+{
+    ssize_t n = read(self->fd, buf, len);
+    if (n > 0)
+        return n;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return 0;
+    char cause[400];
+    if (n == 0)
+        ctx_cause(self->ctx, cause, sizeof cause);
+    else
+        snprintf(cause, sizeof cause, "%s", strerror(errno));
+    snprintf(self->error, sizeof self->error, "bmc %s: sol session lost: %s", self->target,
+             cause);
+    return -1;
+}
+
+/* Wait for output until DEADLINE_NS (monotonic); read what came, pass it to
+ * SINK and the expect buffer. Returns the expect result (needle index or -1),
+ * or -2 when the session is lost. */
+static int pump(rr_sol_t *self, uint64_t deadline_ns, rr_sol_sink_fn *sink, void *arg)
+{
+    uint64_t now = mono_ns();
+    uint64_t wait_ns = deadline_ns > now ? deadline_ns - now : 0;
+    struct timespec ts = { .tv_sec = (time_t) (wait_ns / 1000000000ULL),
+                           .tv_nsec = (long) (wait_ns % 1000000000ULL) };
+    struct pollfd pfd = { .fd = self->fd, .events = POLLIN };
+    int ready = ppoll(&pfd, 1, &ts, NULL);
+    if (ready < 0 && errno != EINTR) {
+        snprintf(self->error, sizeof self->error, "bmc %s: sol poll: %s", self->target,
+                 strerror(errno));
+        return -2;
+    }
+    if (ready <= 0)
+        return -1;
+    char buf[SOL_READ_CHUNK];
+    ssize_t n = rr_sol_read(self, buf, sizeof buf);
+    if (n < 0)
+        return -2;
+    if (n == 0)
+        return -1;
+    if (sink)
+        sink(arg, buf, (size_t) n);
+    return rr_expect_feed(self->unmatched, buf, (size_t) n);
+}
+
+static void describe_timeout(rr_sol_t *self, const char *const *needles, size_t count,
+                             uint32_t timeout_ms)
+{
+    int off = snprintf(self->error, sizeof self->error, "bmc %s: sol: none of", self->target);
+    for (size_t i = 0; i < count && off > 0 && (size_t) off < sizeof self->error; i++)
+        off += snprintf(self->error + off, sizeof self->error - (size_t) off, " '%s'", needles[i]);
+    if (off > 0 && (size_t) off < sizeof self->error)
+        snprintf(self->error + off, sizeof self->error - (size_t) off, " within %u ms",
+                 timeout_ms);
+}
+
+int rr_sol_expect(rr_sol_t *self, const char *const *needles, size_t count, uint32_t timeout_ms,
+                  rr_sol_sink_fn *sink, void *arg)
+{
+    uint64_t deadline = mono_ns() + (uint64_t) timeout_ms * 1000000ULL;
+    self->error[0] = '\0';
+    int found = rr_expect_arm(self->unmatched, needles, count);
+    while (found == -1 && mono_ns() < deadline)
+        found = pump(self, deadline, sink, arg);
+    rr_expect_disarm(self->unmatched);
+    if (found == -1)
+        describe_timeout(self, needles, count, timeout_ms);
+    return found;
+}
+
+/* Write one byte, waiting for room in the socket if the engine is behind.
+ * MSG_NOSIGNAL: a session the engine closed is an EPIPE to report, not a
+ * SIGPIPE that kills the worker. */
+static int type_byte(rr_sol_t *self, char c)
+{
+    for (;;) {
+        ssize_t n = send(self->fd, &c, 1, MSG_NOSIGNAL);
+        if (n == 1)
+            return 0;
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            struct pollfd pfd = { .fd = self->fd, .events = POLLOUT };
+            if (poll(&pfd, 1, -1) >= 0 || errno == EINTR)
+                continue;
+        }
+        char cause[400];
+        if (n < 0 && errno == EPIPE)
+            ctx_cause(self->ctx, cause, sizeof cause);
+        else
+            snprintf(cause, sizeof cause, "%s", strerror(errno));
+        snprintf(self->error, sizeof self->error, "bmc %s: sol write: %s", self->target, cause);
+        return -1;
+    }
+}
+
+int rr_sol_type(rr_sol_t *self, const char *data, size_t len, uint32_t delay_ms,
+                rr_sol_sink_fn *sink, void *arg)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (type_byte(self, data[i]) < 0)
+            return -1;
+        /* Pace from the moment the byte left, on the monotonic clock: output
+         * draining never shortens the gap, a slow drain only lengthens it. */
+        uint64_t due = mono_ns() + (uint64_t) delay_ms * 1000000ULL;
+        do {
+            if (pump(self, due, sink, arg) == -2)
+                return -1;
+        } while (mono_ns() < due);
+    }
+    return 0;
+}
