@@ -1,0 +1,357 @@
+/* device.c: one device's actor: its BMC, its held SOL console and its job. */
+#include "device.h"
+
+#include <inttypes.h>
+#include <string.h>
+
+#include "ipmi.h"
+#include "log.h"
+#include "runner.h"
+#include "sol.h"
+#include "units.h"
+
+#define SOL_BACKOFF_MIN_MS 1000u
+#define SOL_BACKOFF_MAX_MS 60000u
+
+typedef struct {
+    const rr_device_config_t *config;
+    const char *tftp_root;
+} device_args_t;
+
+typedef struct {
+    zsock_t *pipe;
+    const rr_device_config_t *config;
+    const char *tftp_root;
+    rr_ipmi_t *ipmi;
+    rr_sol_t *sol;
+    uint64_t sol_retry_at;        /* mono ms of the next reopen attempt */
+    uint32_t sol_backoff_ms;
+    char sol_error[512];
+    bool maintenance;
+    bool terminated;
+    uint64_t job;                 /* running job, 0 = none */
+    const char *stop_reason;      /* set by a CANCEL / $TERM during the job */
+    const char *state;            /* last state reported */
+} device_t;
+
+/* zsock_send's "8" travels as a decimal string frame. */
+static uint64_t pop_u64(zmsg_t *msg)
+{
+    char *text = zmsg_popstr(msg);
+    uint64_t value = text ? strtoull(text, NULL, 10) : 0;
+    free(text);
+    return value;
+}
+
+static void send_state(device_t *self)
+{
+    const char *state = self->job ? "running"
+                      : self->maintenance ? "maintenance"
+                      : self->sol ? "idle" : "offline";
+    const char *reason = !self->job && !self->sol && !self->maintenance ? self->sol_error : "";
+    if (self->state == state && strcmp(state, "offline"))
+        return;
+    self->state = state;
+    zsock_send(self->pipe, "sss", "STATE", state, reason);
+}
+
+static int sol_open(device_t *self, char *err, size_t errlen)
+{
+    const rr_device_config_t *c = self->config;
+    rr_sol_destroy(&self->sol);
+    self->sol = rr_sol_open(c->bmc_host, c->bmc_port, c->bmc_user, c->bmc_password,
+                            c->sol_timeout_ms ? c->sol_timeout_ms : 10000, err, errlen);
+    return self->sol ? 0 : -1;
+}
+
+/* Idle-time (re)open with bounded exponential backoff. */
+static void sol_try_open(device_t *self)
+{
+    if (sol_open(self, self->sol_error, sizeof self->sol_error) == 0) {
+        rr_info("device %s: console up (bmc %s)", self->config->name, rr_ipmi_target(self->ipmi));
+        self->sol_backoff_ms = SOL_BACKOFF_MIN_MS;
+        self->sol_error[0] = '\0';
+    } else {
+        rr_warn("device %s: %s; retry in %" PRIu32 " ms", self->config->name, self->sol_error,
+                self->sol_backoff_ms);
+        self->sol_retry_at = rr_mono_ms() + self->sol_backoff_ms;
+        self->sol_backoff_ms = self->sol_backoff_ms * 2 > SOL_BACKOFF_MAX_MS
+                             ? SOL_BACKOFF_MAX_MS : self->sol_backoff_ms * 2;
+    }
+    send_state(self);
+}
+
+/* ---- runner callbacks ---- */
+
+static void job_emit(void *arg, const proto_job_event_t *event)
+{
+    device_t *self = arg;
+    proto_msg_t msg = { .type = PROTO_MSG_JOB_EVENT, .version = PROTO_VERSION };
+    msg.u.job_event = *event;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    proto_error_t err;
+    if (proto_encode(&msg, &buf, &len, &err) < 0) {
+        rr_error("device %s: job %" PRIu64 ": %s event dropped: %s", self->config->name,
+                 event->job, event->kind, err.text);
+        return;
+    }
+    zsock_send(self->pipe, "s8b", "EVENT", event->job, buf, len);
+    free(buf);
+}
+
+static int job_reopen(void *arg, rr_sol_t **sol, char *err, size_t errlen)
+{
+    device_t *self = arg;
+    int rc = sol_open(self, err, errlen);
+    *sol = self->sol;
+    return rc;
+}
+
+/* A command that arrived while a job runs. */
+static void job_command(device_t *self)
+{
+    char *cmd = NULL;
+    uint64_t job = 0;
+    zmsg_t *msg = zmsg_recv(self->pipe);
+    if (!msg)
+        return;
+    cmd = zmsg_popstr(msg);
+    if (cmd && !strcmp(cmd, "$TERM")) {
+        self->terminated = true;
+        self->stop_reason = "worker stopping";
+    } else if (cmd && !strcmp(cmd, "STOP")) {
+        self->stop_reason = "worker stopping";
+    } else if (cmd && !strcmp(cmd, "CANCEL")) {
+        job = pop_u64(msg);
+        if (job == self->job && !self->stop_reason)
+            self->stop_reason = "canceled";
+    } else if (cmd && !strcmp(cmd, "MAINT")) {
+        char *on = zmsg_popstr(msg);
+        self->maintenance = on && atoi(on);
+        free(on);
+    }
+    free(cmd);
+    zmsg_destroy(&msg);
+}
+
+static const char *job_stop(void *arg)
+{
+    device_t *self = arg;
+    while (!self->stop_reason && (zsock_events(self->pipe) & ZMQ_POLLIN))
+        job_command(self);
+    return self->stop_reason;
+}
+
+static void run_job(device_t *self, uint64_t job, zframe_t *def_frame)
+{
+    proto_jobdef_t *def = NULL;
+    proto_error_t perr;
+    self->job = job;
+    self->stop_reason = NULL;
+    send_state(self);
+    if (proto_jobdef_decode(zframe_data(def_frame), zframe_size(def_frame), &def, &perr) < 0) {
+        proto_job_event_t ev = { .job = job, .ts = rr_wall_ms(), .kind = "end",
+                                 .value = "incomplete", .reason = perr.text };
+        job_emit(self, &ev);
+    } else {
+        rr_info("device %s: job %" PRIu64 ": starting '%s'", self->config->name, job, def->name);
+        rr_runner_ctx_t ctx = { .job = job, .def = def, .device = self->config,
+                                .tftp_root = self->tftp_root, .ipmi = self->ipmi,
+                                .sol = &self->sol, .emit = job_emit, .reopen = job_reopen,
+                                .stop = job_stop, .arg = self };
+        rr_runner_run(&ctx);
+        proto_jobdef_destroy(&def);
+        rr_info("device %s: job %" PRIu64 ": finished", self->config->name, job);
+    }
+    zsock_send(self->pipe, "s8", "DONE", job);
+    self->job = 0;
+    if (!self->sol)
+        self->sol_retry_at = rr_mono_ms();
+    send_state(self);
+}
+
+/* A command while idle. Returns false on $TERM. */
+static bool idle_command(device_t *self)
+{
+    zmsg_t *msg = zmsg_recv(self->pipe);
+    if (!msg)
+        return false;
+    char *cmd = zmsg_popstr(msg);
+    bool go_on = true;
+    if (!cmd || !strcmp(cmd, "$TERM")) {
+        go_on = false;
+    } else if (!strcmp(cmd, "START")) {
+        uint64_t job = pop_u64(msg);
+        zframe_t *def = zmsg_pop(msg);
+        if (job && def)
+            run_job(self, job, def);
+        zframe_destroy(&def);
+        go_on = !self->terminated;
+    } else if (!strcmp(cmd, "MAINT")) {
+        char *on = zmsg_popstr(msg);
+        self->maintenance = on && atoi(on);
+        free(on);
+        send_state(self);
+    }
+    free(cmd);
+    zmsg_destroy(&msg);
+    return go_on;
+}
+
+/* Console output while no job runs belongs to no job: read and drop it so
+ * it never piles up in the BMC or libipmiconsole. */
+static void idle_console(device_t *self)
+{
+    char buf[4096];
+    ssize_t n;
+    while ((n = rr_sol_read(self->sol, buf, sizeof buf)) > 0)
+        ;
+    if (n < 0) {
+        snprintf(self->sol_error, sizeof self->sol_error, "%s", rr_sol_error(self->sol));
+        rr_warn("device %s: console lost: %s", self->config->name, self->sol_error);
+        rr_sol_destroy(&self->sol);
+        self->sol_backoff_ms = SOL_BACKOFF_MIN_MS;
+        self->sol_retry_at = rr_mono_ms() + SOL_BACKOFF_MIN_MS;
+        send_state(self);
+    }
+}
+
+static void device_loop(device_t *self)
+{
+    for (;;) {
+        zmq_pollitem_t items[2] = { { zsock_resolve(self->pipe), 0, ZMQ_POLLIN, 0 } };
+        int count = 1;
+        if (self->sol)
+            items[count++] = (zmq_pollitem_t){ NULL, rr_sol_fd(self->sol), ZMQ_POLLIN, 0 };
+        long timeout = 1000;
+        if (!self->sol) {
+            uint64_t now = rr_mono_ms();
+            timeout = self->sol_retry_at > now ? (long)(self->sol_retry_at - now) : 0;
+        }
+        if (zmq_poll(items, count, timeout) < 0 && zmq_errno() != EINTR)
+            break;
+        if ((items[0].revents & ZMQ_POLLIN) && !idle_command(self))
+            break;
+        if (self->sol && count == 2 && (items[1].revents & ZMQ_POLLIN))
+            idle_console(self);
+        if (!self->sol && rr_mono_ms() >= self->sol_retry_at)
+            sol_try_open(self);
+    }
+}
+
+static void device_actor(zsock_t *pipe, void *arg)
+{
+    device_args_t *args = arg;
+    device_t self = { .pipe = pipe, .config = args->config, .tftp_root = args->tftp_root,
+                      .sol_backoff_ms = SOL_BACKOFF_MIN_MS };
+    free(args);
+    const rr_device_config_t *c = self.config;
+    self.ipmi = rr_ipmi_new(c->bmc_host, c->bmc_port, c->bmc_user, c->bmc_password,
+                            c->ipmi_timeout_ms ? c->ipmi_timeout_ms : 5000,
+                            c->ipmi_retries ? c->ipmi_retries : 3);
+    zsock_signal(pipe, 0);
+    if (self.ipmi) {
+        sol_try_open(&self);
+        device_loop(&self);
+    } else {
+        rr_error("device %s: cannot create an IPMI handle", c->name);
+        while (idle_command(&self))
+            ;
+    }
+    rr_sol_destroy(&self.sol);
+    rr_ipmi_destroy(&self.ipmi);
+}
+
+zactor_t *rr_device_new(const rr_device_config_t *device, const char *tftp_root)
+{
+    device_args_t *args = malloc(sizeof *args);
+    if (!args)
+        return NULL;
+    *args = (device_args_t){ device, tftp_root };
+    zactor_t *actor = zactor_new(device_actor, args);
+    if (!actor)
+        free(args);
+    return actor;
+}
+
+void rr_device_destroy(zactor_t **self)
+{
+    zactor_destroy(self);
+}
+
+int rr_device_start_job(zactor_t *self, uint64_t job, const proto_jobdef_t *def)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    proto_error_t err;
+    if (proto_jobdef_encode(def, &buf, &len, &err) < 0)
+        return -1;
+    int rc = zsock_send(self, "s8b", "START", job, buf, len);
+    free(buf);
+    return rc;
+}
+
+void rr_device_cancel(zactor_t *self, uint64_t job)
+{
+    zsock_send(self, "s8", "CANCEL", job);
+}
+
+void rr_device_maintenance(zactor_t *self, bool on)
+{
+    zsock_send(self, "si", "MAINT", on ? 1 : 0);
+}
+
+int rr_device_recv(zactor_t *self, rr_device_msg_t *msg)
+{
+    memset(msg, 0, sizeof *msg);
+    zmsg_t *m = zmsg_recv(self);
+    if (!m)
+        return -1;
+    char *kind = zmsg_popstr(m);
+    zframe_t *f = NULL;
+    int rc = 0;
+    if (kind && !strcmp(kind, "EVENT")) {
+        msg->kind = RR_DEVICE_MSG_EVENT;
+    } else if (kind && !strcmp(kind, "DONE")) {
+        msg->kind = RR_DEVICE_MSG_DONE;
+    } else if (kind && !strcmp(kind, "STATE")) {
+        msg->kind = RR_DEVICE_MSG_STATE;
+        msg->state = zmsg_popstr(m);
+        msg->reason = zmsg_popstr(m);
+        rc = msg->state ? 0 : -1;
+        goto out;
+    } else {
+        rc = -1;
+        goto out;
+    }
+    msg->job = pop_u64(m);
+    if (!msg->job) {
+        rc = -1;
+        goto out;
+    }
+    if (msg->kind == RR_DEVICE_MSG_EVENT) {
+        f = zmsg_pop(m);
+        msg->len = f ? zframe_size(f) : 0;
+        msg->data = f ? malloc(msg->len ? msg->len : 1) : NULL;
+        if (!msg->data)
+            rc = -1;
+        else
+            memcpy(msg->data, zframe_data(f), msg->len);
+        zframe_destroy(&f);
+    }
+out:
+    free(kind);
+    zmsg_destroy(&m);
+    if (rc < 0)
+        rr_device_msg_free(msg);
+    return rc;
+}
+
+void rr_device_msg_free(rr_device_msg_t *msg)
+{
+    free(msg->data);
+    free(msg->state);
+    free(msg->reason);
+    memset(msg, 0, sizeof *msg);
+}

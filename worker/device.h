@@ -1,0 +1,61 @@
+/* device.h: one device's actor (a czmq zactor: a thread and an inproc pipe).
+ *
+ * The actor owns the node's rr_ipmi_t, its SOL console (opened when the actor
+ * starts, before anything powers the node on, held for the worker's lifetime,
+ * reopened with bounded backoff when lost) and the job running on it. A slow
+ * BMC blocks only this thread, never the worker's main loop.
+ *
+ * Commands, main loop -> actor (use the functions below):
+ *   "START" job(8) jobdef(msgpack)  run a job (the main loop checked the device is free)
+ *   "CANCEL" job(8)                 stop the job within bounded time, power off, end canceled
+ *   "MAINT" on(int)                 maintenance on/off
+ *   "STOP"                          the worker stops: end the job incomplete
+ * Messages, actor -> main loop (read with rr_device_recv):
+ *   "EVENT" job(8) event(msgpack JOB_EVENT with seq 0)
+ *   "STATE" state reason            idle | running | offline | maintenance
+ *   "DONE" job(8)                   the runner returned; the device is free again */
+#ifndef RACKRUN_DEVICE_H
+#define RACKRUN_DEVICE_H
+
+#include <czmq.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "proto.h"
+
+/* Start the actor of DEVICE (borrowed: must outlive the actor). */
+zactor_t *rr_device_new(const rr_device_config_t *device, const char *tftp_root);
+
+/* Stop the actor (a running job ends incomplete "worker stopping"); NULLs *SELF. */
+void rr_device_destroy(zactor_t **self);
+
+/* Ask the actor to run JOB. Returns 0, or -1 when DEF cannot be encoded. */
+int rr_device_start_job(zactor_t *self, uint64_t job, const proto_jobdef_t *def);
+
+/* Ask the actor to cancel JOB. */
+void rr_device_cancel(zactor_t *self, uint64_t job);
+
+/* Switch maintenance on or off. */
+void rr_device_maintenance(zactor_t *self, bool on);
+
+typedef enum { RR_DEVICE_MSG_NONE = 0, RR_DEVICE_MSG_EVENT, RR_DEVICE_MSG_STATE,
+               RR_DEVICE_MSG_DONE } rr_device_msg_kind_t;
+
+/* One message from an actor. */
+typedef struct {
+    rr_device_msg_kind_t kind;
+    uint64_t job;
+    uint8_t *data;      /* EVENT: encoded JOB_EVENT (seq 0), malloc'd */
+    size_t len;
+    char *state;        /* STATE */
+    char *reason;       /* STATE, may be "" */
+} rr_device_msg_t;
+
+/* Receive one message from the actor (blocking; poll first). 0, or -1. */
+int rr_device_recv(zactor_t *self, rr_device_msg_t *msg);
+
+/* Free what MSG holds and zero it. */
+void rr_device_msg_free(rr_device_msg_t *msg);
+
+#endif
