@@ -172,7 +172,14 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
                      " ON w.name = d.worker WHERE d.state = 'idle' AND w.state = 'online'" \
                      " ORDER BY d.type, d.tags, d.name") \
     X(QUEUE_WALK,    "SELECT id, tags FROM jobs WHERE state = 'queued' AND device_type = ?1" \
-                     " ORDER BY priority DESC, id ASC")
+                     " ORDER BY priority DESC, id ASC") \
+    /* ---- HTTP API and metrics (see the block at the end of this file) ---- */ \
+    X(JOBS_QUERY,    "SELECT " JOBINFO_COLS " FROM jobs WHERE (?1 IS NULL OR state = ?1)" \
+                     " AND (?2 IS NULL OR device_type = ?2) AND (?3 IS NULL OR worker = ?3)" \
+                     " ORDER BY id DESC LIMIT ?4 OFFSET ?5") \
+    X(QUEUE_OLDEST,  "SELECT submitted_ms FROM jobs WHERE state = 'queued' ORDER BY id LIMIT 1") \
+    X(EVENTS_KIND,   "SELECT " EVENT_COLS " FROM events WHERE job = ?1 AND seq > ?2" \
+                     " AND kind = ?4 ORDER BY seq LIMIT ?3")
 
 typedef enum {
 #define STORE_ENUM(id, sql) ST_##id,
@@ -1728,5 +1735,85 @@ int rr_store_queue_walk(rr_store_t *self, const char *device_type, rr_store_queu
     }
     int rc = step == SQLITE_DONE ? RR_STORE_OK : fail_db(self, "queue walk");
     sqlite3_reset(s);
+    return rc;
+}
+
+/* ==== HTTP API and metrics (master/http.c, master/metrics.c) ==========================
+ * Added for the read-only JSON API: job filters with paging, the age of the
+ * queue, and one kind of event (results) without reading a whole log. */
+
+int rr_store_jobs_query(rr_store_t *self, const rr_store_jobs_filter_t *filter,
+                        proto_jobinfo_t **jobs, size_t *count)
+{
+    *jobs = NULL;
+    *count = 0;
+    if (filter->state && !one_of(filter->state, job_states))
+        return fail(self, RR_STORE_E_INVALID, "jobs: unknown state '%s'", filter->state);
+    if (filter->offset > INT64_MAX)
+        return fail(self, RR_STORE_E_INVALID, "jobs: offset %" PRIu64 " too large", filter->offset);
+    sqlite3_stmt *s = stmt(self, ST_JOBS_QUERY);
+    if (!s)
+        return RR_STORE_E_DB;
+    bind_text(s, 1, filter->state);
+    bind_text(s, 2, filter->device_type);
+    bind_text(s, 3, filter->worker);
+    sqlite3_bind_int64(s, 4, filter->limit ? filter->limit : 1000);
+    bind_u64(s, 5, filter->offset);
+    size_t cap = 0;
+    int step;
+    while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+        if (grow((void **) jobs, *count, &cap, sizeof **jobs) != 0
+            || jobinfo_from_row(s, &(*jobs)[(*count)++]) != 0) {
+            step = SQLITE_NOMEM;
+            break;
+        }
+    }
+    int rc = step == SQLITE_DONE ? RR_STORE_OK : fail_db(self, "jobs query");
+    sqlite3_reset(s);
+    if (rc != RR_STORE_OK)
+        rr_store_jobinfos_free(jobs, *count), *count = 0;
+    return rc;
+}
+
+int rr_store_queue_oldest(rr_store_t *self, uint64_t *submitted_ms)
+{
+    *submitted_ms = 0;
+    sqlite3_stmt *s = stmt(self, ST_QUEUE_OLDEST);
+    if (!s)
+        return RR_STORE_E_DB;
+    int step = sqlite3_step(s);
+    if (step == SQLITE_ROW)
+        *submitted_ms = col_u64(s, 0);
+    int rc = step == SQLITE_ROW || step == SQLITE_DONE ? RR_STORE_OK : fail_db(self, "queue oldest");
+    sqlite3_reset(s);
+    return rc;
+}
+
+int rr_store_events_read_kind(rr_store_t *self, uint64_t job, const char *kind,
+                              uint64_t from_seq, uint32_t max,
+                              proto_job_event_t **events, size_t *count)
+{
+    *events = NULL;
+    *count = 0;
+    sqlite3_stmt *s = stmt(self, ST_EVENTS_KIND);
+    if (!s)
+        return RR_STORE_E_DB;
+    bind_u64(s, 1, job);
+    bind_u64(s, 2, from_seq);
+    sqlite3_bind_int64(s, 3, max ? max : 1000);
+    bind_text(s, 4, kind);
+    size_t cap = 0;
+    int step;
+    while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+        if (grow((void **) events, *count, &cap, sizeof **events) != 0
+            || event_from_row(s, &(*events)[(*count)++]) != 0) {
+            step = SQLITE_NOMEM;
+            break;
+        }
+    }
+    int rc = step == SQLITE_DONE ? RR_STORE_OK : fail_db(self, "events read by kind");
+    sqlite3_reset(s);
+    if (rc != RR_STORE_OK)
+        rr_store_events_free(events, *count), *count = 0;
     return rc;
 }

@@ -244,4 +244,27 @@ typedef bool (rr_store_queue_fn)(uint64_t job, char **tags, size_t tag_count, vo
 int rr_store_queue_walk(rr_store_t *self, const char *device_type, rr_store_queue_fn *fn,
                         void *arg);
 
+/* ==== HTTP API and metrics (master/http.c, master/metrics.c) ==== */
+
+/* Which jobs rr_store_jobs_query returns; NULL strings match any. */
+typedef struct {
+    const char *state;
+    const char *device_type;
+    const char *worker;
+    uint32_t limit;             /* 0 = 1000 */
+    uint64_t offset;            /* skip this many (newest first) */
+} rr_store_jobs_filter_t;
+
+/* Jobs matching FILTER, newest first (RR_STORE_E_INVALID for an unknown state). */
+int rr_store_jobs_query(rr_store_t *self, const rr_store_jobs_filter_t *filter,
+                        proto_jobinfo_t **jobs, size_t *count);
+
+/* Submission time of the oldest queued job into *SUBMITTED_MS (0 = queue empty). */
+int rr_store_queue_oldest(rr_store_t *self, uint64_t *submitted_ms);
+
+/* Events of JOB of KIND ("result"...) with seq > FROM_SEQ in order, at most MAX (0 = 1000). */
+int rr_store_events_read_kind(rr_store_t *self, uint64_t job, const char *kind,
+                              uint64_t from_seq, uint32_t max,
+                              proto_job_event_t **events, size_t *count);
+
 #endif

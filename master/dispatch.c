@@ -1,0 +1,223 @@
+/* dispatch.c: master -> worker commands (JOB_START, JOB_CANCEL, DEVICE_SET),
+ * each re-sent every heartbeat interval until the worker acknowledges it
+ * (JOB_ACCEPT for a start, ACK for the others).
+ *
+ * Commands live in memory only: after a master restart they are rebuilt from
+ * the store when the worker says HELLO (workers.c: a scheduled job not yet
+ * accepted gets its JOB_START again, a canceling one its JOB_CANCEL). The
+ * list is searched linearly; it holds at most a few entries per device, and
+ * a rack has tens of devices, so a hash would buy nothing measurable.
+ */
+#include "daemon.h"
+
+typedef struct {
+    rr_cmd_kind_t kind;
+    uint64_t job;           /* START, CANCEL */
+    char *device;           /* START, DEVSET */
+    char *worker;
+    bool maintenance;       /* DEVSET */
+    uint64_t sent_at;       /* mono ms of the last send, 0 = never */
+    uint32_t tries;
+} rr_cmd_t;
+
+struct _rr_dispatch_t {
+    zlistx_t *cmds;         /* of rr_cmd_t, owned */
+};
+
+static const char *s_kind_name[] = { "start", "jcancel", "devset" };
+
+static void s_cmd_destroy(void **item)
+{
+    rr_cmd_t *cmd = *item;
+    if (!cmd)
+        return;
+    free(cmd->device);
+    free(cmd->worker);
+    free(cmd);
+    *item = NULL;
+}
+
+rr_dispatch_t *rr_dispatch_new(void)
+{
+    rr_dispatch_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->cmds = zlistx_new();
+    if (!self->cmds) {
+        free(self);
+        return NULL;
+    }
+    zlistx_set_destructor(self->cmds, s_cmd_destroy);
+    return self;
+}
+
+void rr_dispatch_destroy(rr_dispatch_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    zlistx_destroy(&(*self_p)->cmds);
+    free(*self_p);
+    *self_p = NULL;
+}
+
+/* The pending command of KIND for JOB (START/CANCEL) or DEVICE (DEVSET). */
+static rr_cmd_t *s_find(rr_dispatch_t *self, rr_cmd_kind_t kind, uint64_t job, const char *device)
+{
+    for (rr_cmd_t *cmd = zlistx_first(self->cmds); cmd; cmd = zlistx_next(self->cmds)) {
+        if (cmd->kind != kind)
+            continue;
+        if (kind == RR_CMD_DEVSET ? (device && streq(cmd->device, device)) : cmd->job == job)
+            return cmd;
+    }
+    return NULL;
+}
+
+static void s_remove(rr_dispatch_t *self, rr_cmd_t *cmd)
+{
+    void *handle = zlistx_find(self->cmds, cmd);
+    if (handle)
+        zlistx_delete(self->cmds, handle);
+}
+
+static rr_cmd_t *s_add(rr_dispatch_t *self, rr_cmd_kind_t kind, uint64_t job,
+                       const char *device, const char *worker)
+{
+    rr_cmd_t *cmd = calloc(1, sizeof *cmd);
+    if (!cmd)
+        return NULL;
+    cmd->kind = kind;
+    cmd->job = job;
+    cmd->device = device ? strdup(device) : NULL;
+    cmd->worker = strdup(worker);
+    if ((device && !cmd->device) || !cmd->worker || !zlistx_add_end(self->cmds, cmd)) {
+        s_cmd_destroy((void **) &cmd);
+        return NULL;
+    }
+    return cmd;
+}
+
+/* Build and send CMD. Returns false when it should be dropped (its job is gone). */
+static bool s_send(rr_master_t *self, rr_cmd_t *cmd, zframe_t *rid)
+{
+    proto_msg_t msg = { .version = PROTO_VERSION };
+    proto_jobdef_t *def = NULL;
+    switch (cmd->kind) {
+    case RR_CMD_START:
+        if (rr_store_job_def(self->store, cmd->job, &def) != RR_STORE_OK) {
+            rr_warn("job %" PRIu64 ": start: %s", cmd->job, rr_store_error(self->store));
+            return false;
+        }
+        msg.type = PROTO_MSG_JOB_START;
+        msg.u.job_start = (proto_job_start_t) { .job = cmd->job, .device = cmd->device,
+                                                .def = def };
+        break;
+    case RR_CMD_CANCEL:
+        msg.type = PROTO_MSG_JOB_CANCEL;
+        msg.u.job_cancel.job = cmd->job;
+        break;
+    case RR_CMD_DEVSET:
+        msg.type = PROTO_MSG_DEVICE_SET;
+        msg.u.device_set = (proto_device_set_t) { .device = cmd->device,
+                                                  .maintenance = cmd->maintenance };
+        break;
+    }
+    /* msg borrows cmd's strings: not proto_msg_free'd */
+    rr_master_send(self, self->worker_sock, rid, &msg);
+    proto_jobdef_destroy(&def);
+    return true;
+}
+
+/* Send CMD now if its worker is connected. */
+static void s_try_send(rr_master_t *self, rr_cmd_t *cmd, uint64_t now)
+{
+    zframe_t *rid = rr_workers_route(self, cmd->worker);
+    if (!rid)
+        return;                         /* sent when the worker says HELLO */
+    cmd->tries++;
+    cmd->sent_at = now ? now : 1;
+    if (cmd->tries > 1 && cmd->tries % 10 == 0)
+        rr_warn("worker %s: %s %" PRIu64 "%s%s not acknowledged after %u tries", cmd->worker,
+                s_kind_name[cmd->kind], cmd->job, cmd->device ? " " : "",
+                cmd->device ? cmd->device : "", cmd->tries);
+    if (!s_send(self, cmd, rid))
+        s_remove(self->dispatch, cmd);
+}
+
+void rr_dispatch_start(rr_master_t *self, uint64_t job, const char *device, const char *worker)
+{
+    rr_cmd_t *cmd = s_find(self->dispatch, RR_CMD_START, job, NULL);
+    if (!cmd)
+        cmd = s_add(self->dispatch, RR_CMD_START, job, device, worker);
+    if (!cmd) {
+        rr_error("job %" PRIu64 ": start: out of memory", job);
+        return;
+    }
+    s_try_send(self, cmd, rr_mono_ms());
+}
+
+void rr_dispatch_cancel(rr_master_t *self, uint64_t job, const char *worker)
+{
+    rr_cmd_t *start = s_find(self->dispatch, RR_CMD_START, job, NULL);
+    if (start)
+        s_remove(self->dispatch, start);
+    rr_cmd_t *cmd = s_find(self->dispatch, RR_CMD_CANCEL, job, NULL);
+    if (!cmd)
+        cmd = s_add(self->dispatch, RR_CMD_CANCEL, job, NULL, worker);
+    if (!cmd) {
+        rr_error("job %" PRIu64 ": cancel: out of memory", job);
+        return;
+    }
+    s_try_send(self, cmd, rr_mono_ms());
+}
+
+void rr_dispatch_devset(rr_master_t *self, const char *device, const char *worker,
+                        bool maintenance)
+{
+    rr_cmd_t *old = s_find(self->dispatch, RR_CMD_DEVSET, 0, device);
+    if (old)
+        s_remove(self->dispatch, old);
+    rr_cmd_t *cmd = s_add(self->dispatch, RR_CMD_DEVSET, 0, device, worker);
+    if (!cmd) {
+        rr_error("device %s: set: out of memory", device);
+        return;
+    }
+    cmd->maintenance = maintenance;
+    s_try_send(self, cmd, rr_mono_ms());
+}
+
+bool rr_dispatch_acked(rr_master_t *self, rr_cmd_kind_t kind, uint64_t job, const char *device)
+{
+    rr_cmd_t *cmd = s_find(self->dispatch, kind, job, device);
+    if (!cmd)
+        return false;
+    s_remove(self->dispatch, cmd);
+    return true;
+}
+
+void rr_dispatch_forget_job(rr_master_t *self, uint64_t job)
+{
+    rr_cmd_t *cmd;
+    while ((cmd = s_find(self->dispatch, RR_CMD_START, job, NULL)))
+        s_remove(self->dispatch, cmd);
+    while ((cmd = s_find(self->dispatch, RR_CMD_CANCEL, job, NULL)))
+        s_remove(self->dispatch, cmd);
+}
+
+void rr_dispatch_flush(rr_master_t *self, const char *worker, bool force, uint64_t now_mono)
+{
+    /* s_try_send may delete the current entry: collect first, then send. */
+    zlistx_t *due = zlistx_new();
+    if (!due)
+        return;
+    for (rr_cmd_t *cmd = zlistx_first(self->dispatch->cmds); cmd;
+         cmd = zlistx_next(self->dispatch->cmds)) {
+        if (worker && !streq(cmd->worker, worker))
+            continue;
+        /* Half an interval: the timer's jitter must not skip a whole tick. */
+        if (force || cmd->sent_at == 0 || now_mono - cmd->sent_at >= self->interval_ms / 2)
+            zlistx_add_end(due, cmd);
+    }
+    for (rr_cmd_t *cmd = zlistx_first(due); cmd; cmd = zlistx_next(due))
+        s_try_send(self, cmd, now_mono);
+    zlistx_destroy(&due);
+}

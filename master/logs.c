@@ -1,0 +1,180 @@
+/* logs.c: client LOGS requests as cursors over a job's stored stream.
+ *
+ * A cursor remembers the last seq it sent. It is pumped when the request
+ * arrives, when new events of its job are committed, and on the timer while
+ * a full client queue holds it back (sends never block: a slow client stalls
+ * only its own cursor). A reader gets LOGS_END once it has everything stored;
+ * a follower only when the job has finished. While a job is open a cursor
+ * stops at the highest contiguous seq, so an event that arrived early is
+ * never skipped when its predecessors come in later.
+ */
+#include "daemon.h"
+
+#define RR_CURSORS_MAX 1024     /* open cursors, all clients together */
+#define RR_LOGS_PAGE   256      /* events read from the store at once */
+
+typedef struct {
+    zframe_t *rid;
+    uint64_t job;
+    uint64_t last_seq;          /* highest seq sent */
+    bool follow;
+    bool stalled;               /* a send found the client's queue full */
+} rr_cursor_t;
+
+struct _rr_cursors_t {
+    zlistx_t *list;             /* of rr_cursor_t, owned */
+};
+
+typedef enum { PUMP_MORE, PUMP_STALLED, PUMP_DONE } rr_pump_t;
+
+static void s_cursor_destroy(void **item)
+{
+    rr_cursor_t *cursor = *item;
+    if (!cursor)
+        return;
+    zframe_destroy(&cursor->rid);
+    free(cursor);
+    *item = NULL;
+}
+
+rr_cursors_t *rr_cursors_new(void)
+{
+    rr_cursors_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->list = zlistx_new();
+    if (!self->list) {
+        free(self);
+        return NULL;
+    }
+    zlistx_set_destructor(self->list, s_cursor_destroy);
+    return self;
+}
+
+void rr_cursors_destroy(rr_cursors_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    zlistx_destroy(&(*self_p)->list);
+    free(*self_p);
+    *self_p = NULL;
+}
+
+/* Send MSG to the cursor's client: MORE, STALLED (queue full) or DONE (client gone). */
+static rr_pump_t s_send(rr_master_t *self, rr_cursor_t *cursor, const proto_msg_t *msg)
+{
+    proto_error_t perr = { 0 };
+    if (proto_send(self->client_sock, cursor->rid, msg, &perr) == 0)
+        return PUMP_MORE;
+    if (perr.status == PROTO_OK && errno == EAGAIN)
+        return PUMP_STALLED;
+    char peer[64];
+    rr_warn("client %s: logs of job %" PRIu64 ": stopped: %s",
+            rr_peer_name(cursor->rid, peer, sizeof peer), cursor->job,
+            perr.status != PROTO_OK ? perr.text : zmq_strerror(errno));
+    return PUMP_DONE;
+}
+
+/* Send the stored events after last_seq up to LIMIT. */
+static rr_pump_t s_send_events(rr_master_t *self, rr_cursor_t *cursor, uint64_t limit)
+{
+    for (;;) {
+        proto_job_event_t *events = NULL;
+        size_t count = 0;
+        if (rr_store_events_read(self->store, cursor->job, cursor->last_seq, RR_LOGS_PAGE,
+                                 &events, &count) != RR_STORE_OK) {
+            rr_error("job %" PRIu64 ": logs: %s", cursor->job, rr_store_error(self->store));
+            return PUMP_DONE;
+        }
+        rr_pump_t rc = PUMP_MORE;
+        size_t i = 0;
+        for (; i < count && rc == PUMP_MORE && events[i].seq <= limit; i++) {
+            proto_msg_t msg = { .type = PROTO_MSG_JOB_EVENT, .version = PROTO_VERSION };
+            msg.u.job_event = events[i];    /* borrowed: freed with the array */
+            rc = s_send(self, cursor, &msg);
+            if (rc == PUMP_MORE)
+                cursor->last_seq = events[i].seq;
+        }
+        bool page_full = count == RR_LOGS_PAGE && i == count;
+        rr_store_events_free(&events, count);
+        if (rc != PUMP_MORE || !page_full)
+            return rc;
+    }
+}
+
+/* Feed CURSOR what it has not seen; DONE when it can be dropped. */
+static rr_pump_t s_pump(rr_master_t *self, rr_cursor_t *cursor)
+{
+    proto_jobinfo_t info = { 0 };
+    if (rr_store_job_get(self->store, cursor->job, &info) != RR_STORE_OK)
+        return PUMP_DONE;
+    bool finished = streq(info.state, RR_JOB_FINISHED);
+    rr_store_jobinfo_clear(&info);
+    uint64_t limit = UINT64_MAX;
+    if (!finished && rr_store_events_acked(self->store, cursor->job, &limit) != RR_STORE_OK)
+        return PUMP_DONE;
+    rr_pump_t rc = s_send_events(self, cursor, limit);
+    cursor->stalled = rc == PUMP_STALLED;
+    if (rc != PUMP_MORE || (cursor->follow && !finished))
+        return rc;
+    proto_msg_t end = { .type = PROTO_MSG_LOGS_END, .version = PROTO_VERSION };
+    end.u.logs_end = (proto_logs_end_t) { .job = cursor->job, .last_seq = cursor->last_seq,
+                                          .finished = finished };
+    rc = s_send(self, cursor, &end);
+    cursor->stalled = rc == PUMP_STALLED;
+    return rc == PUMP_MORE ? PUMP_DONE : rc;
+}
+
+void rr_logs_request(rr_master_t *self, zframe_t *rid, const proto_logs_t *req)
+{
+    proto_jobinfo_t info = { 0 };
+    int rc = rr_store_job_get(self->store, req->job, &info);
+    rr_store_jobinfo_clear(&info);
+    if (rc == RR_STORE_E_NOTFOUND) {
+        rr_master_send_error(self, self->client_sock, rid, "not_found", "job", req->job,
+                             "logs: no job %" PRIu64, req->job);
+        return;
+    }
+    if (rc != RR_STORE_OK || zlistx_size(self->cursors->list) >= RR_CURSORS_MAX) {
+        rr_master_send_error(self, self->client_sock, rid, "internal", NULL, req->job,
+                             "logs: job %" PRIu64 ": %s", req->job,
+                             rc != RR_STORE_OK ? rr_store_error(self->store)
+                                               : "too many log readers, try again later");
+        return;
+    }
+    rr_cursor_t *cursor = calloc(1, sizeof *cursor);
+    if (!cursor || !(cursor->rid = zframe_dup(rid))) {
+        free(cursor);
+        return;
+    }
+    cursor->job = req->job;
+    cursor->last_seq = req->from;
+    cursor->follow = req->follow;
+    if (s_pump(self, cursor) == PUMP_DONE || !zlistx_add_end(self->cursors->list, cursor))
+        s_cursor_destroy((void **) &cursor);
+}
+
+/* Pump the cursors of JOB, or with JOB 0 those a full queue held back. */
+static void s_pump_some(rr_master_t *self, uint64_t job)
+{
+    zlistx_t *list = self->cursors->list;
+    void *handle = zlistx_first(list) ? zlistx_cursor(list) : NULL;
+    while (handle) {
+        rr_cursor_t *cursor = zlistx_handle_item(handle);
+        void *next = zlistx_next(list) ? zlistx_cursor(list) : NULL;
+        bool chosen = job ? cursor->job == job : cursor->stalled;
+        if (chosen && s_pump(self, cursor) == PUMP_DONE)
+            zlistx_delete(list, handle);
+        handle = next;
+    }
+}
+
+void rr_logs_job_changed(rr_master_t *self, uint64_t job)
+{
+    s_pump_some(self, job);
+}
+
+void rr_logs_tick(rr_master_t *self)
+{
+    s_pump_some(self, 0);
+}

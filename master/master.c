@@ -1,0 +1,348 @@
+/* master.c: the master daemon's event loop (see master.h).
+ *
+ * It owns the zloop, both ROUTER sockets, the store and the heartbeat timer,
+ * reads messages and hands each to its room (workers.c, clients.c). A socket
+ * handler drains what is queued (up to RR_DRAIN_MAX messages) before it
+ * commits the JOB_EVENTs it collected, so a burst of events costs one
+ * transaction instead of one per event.
+ */
+#include <stdarg.h>
+
+#include "daemon.h"
+#include "scheduler.h"
+
+#define RR_DRAIN_MAX 1024   /* messages per handler call before other sockets get a turn */
+#define RR_DEFAULT_INTERVAL_MS 1000u
+#define RR_DEFAULT_TIMEOUT_MS  5000u
+#define RR_DEFAULT_GRACE_MS    60000u
+
+typedef void (rr_room_fn)(rr_master_t *self, zframe_t *rid, proto_msg_t *msg);
+
+char *rr_peer_name(zframe_t *rid, char *buf, size_t len)
+{
+    if (!rid) {
+        snprintf(buf, len, "-");
+        return buf;
+    }
+    char *hex = zframe_strhex(rid);
+    snprintf(buf, len, "%s", hex ? hex : "?");
+    free(hex);
+    return buf;
+}
+
+int rr_master_send(rr_master_t *self, zsock_t *sock, zframe_t *rid, const proto_msg_t *msg)
+{
+    proto_error_t perr = { 0 };
+    if (proto_send(sock, rid, msg, &perr) == 0)
+        return 0;
+    char peer[64];
+    const char *side = sock == self->worker_sock ? "worker" : "client";
+    if (perr.status != PROTO_OK)
+        rr_warn("%s %s: cannot send '%s': %s", side, rr_peer_name(rid, peer, sizeof peer),
+                proto_type_name(msg->type), perr.text);
+    else
+        rr_warn("%s %s: '%s' not sent: %s", side, rr_peer_name(rid, peer, sizeof peer),
+                proto_type_name(msg->type),
+                errno == EAGAIN ? "its queue is full" : zmq_strerror(errno));
+    return -1;
+}
+
+int rr_master_send_error(rr_master_t *self, zsock_t *sock, zframe_t *rid, const char *code,
+                         const char *key, uint64_t job, const char *fmt, ...)
+{
+    char text[512];
+    va_list args;
+    va_start(args, fmt);
+    vsnprintf(text, sizeof text, fmt, args);
+    va_end(args);
+
+    proto_msg_t msg = { 0 };
+    if (proto_error_msg(&msg, code, key, "%s", text) != 0)
+        return -1;
+    msg.u.error.job = job;
+    int rc = rr_master_send(self, sock, rid, &msg);
+    proto_msg_free(&msg);
+    return rc;
+}
+
+void rr_master_schedule(rr_master_t *self)
+{
+    rr_assignment_t *picks = NULL;
+    size_t count = 0;
+    char err[256];
+    if (rr_scheduler_pick(self->store, &picks, &count, err, sizeof err) != 0) {
+        rr_error("scheduler: %s", err);
+        return;
+    }
+    for (size_t i = 0; i < count; i++) {
+        rr_info("job %" PRIu64 ": scheduled on %s (worker %s)", picks[i].job, picks[i].device,
+                picks[i].worker);
+        rr_dispatch_start(self, picks[i].job, picks[i].device, picks[i].worker);
+    }
+    rr_assignments_free(&picks, count);
+}
+
+void rr_master_job_ended(rr_master_t *self, uint64_t job)
+{
+    self->metrics.jobs_finished++;
+    rr_dispatch_forget_job(self, job);
+    rr_logs_job_changed(self, job);
+}
+
+int rr_master_finish_job(rr_master_t *self, uint64_t job, const char *outcome, const char *reason)
+{
+    int rc = rr_store_job_finish(self->store, job, outcome, reason, rr_wall_ms());
+    if (rc != RR_STORE_OK) {
+        rr_warn("job %" PRIu64 ": cannot finish %s: %s", job, outcome,
+                rr_store_error(self->store));
+        return rc;
+    }
+    rr_info("job %" PRIu64 ": finished %s%s%s", job, outcome, reason ? ": " : "",
+            reason ? reason : "");
+    rr_master_job_ended(self, job);
+    return 0;
+}
+
+/* Receive one message and hand it to ROOM; a bad one gets ERROR naming the key. */
+static void s_receive_one(rr_master_t *self, zsock_t *sock, rr_room_fn *room)
+{
+    zframe_t *rid = NULL;
+    proto_msg_t msg = { 0 };
+    proto_error_t perr = { 0 };
+    int rc = proto_recv(sock, &rid, &msg, &perr);
+    if (rc != -2) {
+        if (sock == self->worker_sock)
+            self->metrics.worker_messages++;
+        else
+            self->metrics.client_requests++;
+    }
+    if (rc == 0)
+        room(self, rid, &msg);
+    else if (rc == -1) {
+        self->metrics.bad_messages++;
+        char peer[64];
+        rr_warn("%s %s: bad message: %s", sock == self->worker_sock ? "worker" : "client",
+                rr_peer_name(rid, peer, sizeof peer), perr.text);
+        if (rid)
+            rr_master_send_error(self, sock, rid, proto_status_name(perr.status),
+                                 perr.key[0] ? perr.key : NULL, 0, "%s", perr.text);
+    }
+    proto_msg_free(&msg);
+    zframe_destroy(&rid);
+}
+
+static void s_drain(rr_master_t *self, zsock_t *sock, rr_room_fn *room)
+{
+    for (int n = 0; n < RR_DRAIN_MAX; n++) {
+        if (n > 0 && !(zsock_events(sock) & ZMQ_POLLIN))
+            break;
+        s_receive_one(self, sock, room);
+    }
+    rr_events_commit(self);
+}
+
+static int s_on_worker_readable(zloop_t *loop, zsock_t *sock, void *arg)
+{
+    s_drain(arg, sock, rr_workers_on_message);
+    return 0;
+}
+
+static int s_on_client_readable(zloop_t *loop, zsock_t *sock, void *arg)
+{
+    s_drain(arg, sock, rr_clients_on_message);
+    return 0;
+}
+
+static int s_on_tick(zloop_t *loop, int timer_id, void *arg)
+{
+    rr_master_t *self = arg;
+    uint64_t now = rr_mono_ms();
+    rr_workers_tick(self, now);
+    rr_dispatch_flush(self, NULL, false, now);
+    rr_logs_tick(self);
+    return 0;
+}
+
+static int s_on_pipe(zloop_t *loop, zsock_t *pipe, void *arg)
+{
+    char *command = zstr_recv(pipe);
+    bool term = !command || streq(command, "$TERM");
+    zstr_free(&command);
+    return term ? -1 : 0;
+}
+
+/* A ROUTER bound to ENDPOINT (real endpoint into BOUND), CURVE server when secure. */
+static zsock_t *s_open_router(rr_master_t *self, const char *endpoint, const char *domain,
+                              char *bound, size_t bound_len, char *err, size_t errlen)
+{
+    zsock_t *sock = zsock_new(ZMQ_ROUTER);
+    if (!sock) {
+        snprintf(err, errlen, "%s endpoint: cannot create socket", domain);
+        return NULL;
+    }
+    proto_socket_setup(sock);
+    zsock_set_router_mandatory(sock, 1);    /* EHOSTUNREACH/EAGAIN instead of silent drops */
+    if (self->config->secret_key && rr_auth_curve_server(sock, self->config->secret_key, domain,
+                                                          err, errlen) != 0)
+        goto fail;
+    if (zsock_bind(sock, "%s", endpoint) < 0) {
+        snprintf(err, errlen, "%s endpoint: bind %s: %s", domain, endpoint,
+                 zmq_strerror(zmq_errno()));
+        goto fail;
+    }
+    char *last = zsock_last_endpoint(sock);
+    snprintf(bound, bound_len, "%s", last ? last : endpoint);
+    zstr_free(&last);
+    return sock;
+
+fail:
+    zsock_destroy(&sock);
+    return NULL;
+}
+
+static int s_open_sockets(rr_master_t *self, char *err, size_t errlen)
+{
+    const rr_master_config_t *config = self->config;
+    if (config->secret_key) {
+        self->auth = rr_auth_new(self->loop, config->worker_keys_dir, config->client_keys_dir,
+                                 err, errlen);
+        if (!self->auth)
+            return -1;
+    }
+    else
+        rr_warn("insecure mode: no CURVE, any peer that reaches the endpoints is trusted");
+    self->worker_sock = s_open_router(self, config->worker_endpoint, RR_AUTH_DOMAIN_WORKERS,
+                                      self->worker_endpoint, sizeof self->worker_endpoint,
+                                      err, errlen);
+    if (!self->worker_sock)
+        return -1;
+    self->client_sock = s_open_router(self, config->client_endpoint, RR_AUTH_DOMAIN_CLIENTS,
+                                      self->client_endpoint, sizeof self->client_endpoint,
+                                      err, errlen);
+    if (!self->client_sock)
+        return -1;
+    if (zloop_reader(self->loop, self->worker_sock, s_on_worker_readable, self) != 0
+        || zloop_reader(self->loop, self->client_sock, s_on_client_readable, self) != 0) {
+        snprintf(err, errlen, "cannot register socket handlers");
+        return -1;
+    }
+    return 0;
+}
+
+rr_master_t *rr_master_new(const rr_master_config_t *config, char *err, size_t errlen)
+{
+    rr_master_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    self->config = config;
+    self->epoch = rr_wall_ms();
+    self->interval_ms = config->heartbeat_interval_ms ? config->heartbeat_interval_ms
+                                                      : RR_DEFAULT_INTERVAL_MS;
+    self->timeout_ms = config->heartbeat_timeout_ms ? config->heartbeat_timeout_ms
+                                                    : RR_DEFAULT_TIMEOUT_MS;
+    self->grace_ms = config->worker_grace_ms ? config->worker_grace_ms : RR_DEFAULT_GRACE_MS;
+    self->store = rr_store_open(config->db_path, err, errlen);
+    if (!self->store)
+        goto fail;
+    self->loop = zloop_new();
+    self->sessions = rr_sessions_new();
+    self->dispatch = rr_dispatch_new();
+    self->batch = rr_batch_new();
+    self->cursors = rr_cursors_new();
+    if (!self->loop || !self->sessions || !self->dispatch || !self->batch || !self->cursors) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    if (s_open_sockets(self, err, errlen) != 0)
+        goto fail;
+    self->tick_timer = zloop_timer(self->loop, self->interval_ms, 0, s_on_tick, self);
+    if (self->tick_timer < 0) {
+        snprintf(err, errlen, "cannot create the heartbeat timer");
+        goto fail;
+    }
+    if (rr_workers_restore(self) != 0) {
+        snprintf(err, errlen, "store: %s", rr_store_error(self->store));
+        goto fail;
+    }
+    rr_info("master epoch %" PRIu64 ": workers on %s, clients on %s, db %s", self->epoch,
+            self->worker_endpoint, self->client_endpoint, config->db_path);
+    return self;
+
+fail:
+    rr_master_destroy(&self);
+    return NULL;
+}
+
+void rr_master_destroy(rr_master_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    rr_master_t *self = *self_p;
+    rr_cursors_destroy(&self->cursors);
+    rr_batch_destroy(&self->batch);
+    rr_dispatch_destroy(&self->dispatch);
+    rr_sessions_destroy(&self->sessions);
+    rr_auth_destroy(&self->auth);           /* unregisters from the loop: before it goes */
+    zloop_destroy(&self->loop);
+    zsock_destroy(&self->client_sock);
+    zsock_destroy(&self->worker_sock);
+    rr_store_destroy(&self->store);
+    free(self);
+    *self_p = NULL;
+}
+
+int rr_master_run(rr_master_t *self)
+{
+    zloop_start(self->loop);
+    rr_info("master epoch %" PRIu64 ": stopping", self->epoch);
+    return 0;
+}
+
+int rr_master_attach_pipe(rr_master_t *self, zsock_t *pipe)
+{
+    return zloop_reader(self->loop, pipe, s_on_pipe, self);
+}
+
+const char *rr_master_worker_endpoint(rr_master_t *self)
+{
+    return self->worker_endpoint;
+}
+
+const char *rr_master_client_endpoint(rr_master_t *self)
+{
+    return self->client_endpoint;
+}
+
+uint64_t rr_master_epoch(rr_master_t *self)
+{
+    return self->epoch;
+}
+
+const rr_metrics_t *rr_master_counters(rr_master_t *self)
+{
+    return &self->metrics;
+}
+
+void rr_master_actor(zsock_t *pipe, void *args)
+{
+    char err[512] = "";
+    rr_master_t *self = rr_master_new(args, err, sizeof err);
+    zsock_signal(pipe, 0);
+    if (!self) {
+        zstr_sendx(pipe, "ERROR", err, NULL);
+        char *command;
+        while ((command = zstr_recv(pipe))) {   /* wait for $TERM, as zactor expects */
+            bool term = streq(command, "$TERM");
+            zstr_free(&command);
+            if (term)
+                break;
+        }
+        return;
+    }
+    zstr_sendx(pipe, "OK", self->worker_endpoint, self->client_endpoint, NULL);
+    if (rr_master_attach_pipe(self, pipe) == 0)
+        rr_master_run(self);
+    rr_master_destroy(&self);
+}

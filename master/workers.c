@@ -1,0 +1,454 @@
+/* workers.c: worker sessions on the master (HELLO/WELCOME, HEARTBEAT,
+ * JOB_ACCEPT, ACK), lost detection and the grace period.
+ *
+ * A session binds a worker name to the routing id of its connection. A
+ * worker that reconnects says HELLO and its new routing id replaces the old
+ * one. Anything but HELLO from a routing id without a live session gets
+ * ERROR hello_required, so a worker that the master declared lost (or a
+ * restarted master) is re-synchronised by one HELLO, which also lists the
+ * jobs the worker still has.
+ */
+#include "daemon.h"
+
+typedef struct {
+    char *name;
+    zframe_t *rid;          /* NULL until HELLO (restored after a master restart) */
+    char *rid_key;          /* hex of rid: key in by_rid */
+    bool lost;
+    uint64_t last_seen;     /* mono ms of its last message */
+    uint64_t lost_at;       /* mono ms when it was declared lost */
+} rr_session_t;
+
+struct _rr_sessions_t {
+    zhashx_t *by_name;      /* name -> session (owns) */
+    zhashx_t *by_rid;       /* rid hex -> session (borrowed) */
+};
+
+static void s_session_destroy(void **item)
+{
+    rr_session_t *session = *item;
+    if (!session)
+        return;
+    zframe_destroy(&session->rid);
+    free(session->rid_key);
+    free(session->name);
+    free(session);
+    *item = NULL;
+}
+
+rr_sessions_t *rr_sessions_new(void)
+{
+    rr_sessions_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->by_name = zhashx_new();
+    self->by_rid = zhashx_new();
+    if (!self->by_name || !self->by_rid) {
+        rr_sessions_destroy(&self);
+        return NULL;
+    }
+    zhashx_set_destructor(self->by_name, s_session_destroy);
+    return self;
+}
+
+void rr_sessions_destroy(rr_sessions_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    rr_sessions_t *self = *self_p;
+    zhashx_destroy(&self->by_rid);
+    zhashx_destroy(&self->by_name);
+    free(self);
+    *self_p = NULL;
+}
+
+static rr_session_t *s_session_get(rr_master_t *self, const char *name)
+{
+    rr_session_t *session = zhashx_lookup(self->sessions->by_name, name);
+    if (session)
+        return session;
+    session = calloc(1, sizeof *session);
+    if (!session || !(session->name = strdup(name))) {
+        free(session);
+        return NULL;
+    }
+    zhashx_insert(self->sessions->by_name, name, session);
+    return session;
+}
+
+/* Bind SESSION to the connection RID (HELLO). */
+static int s_session_bind(rr_master_t *self, rr_session_t *session, zframe_t *rid)
+{
+    char *key = zframe_strhex(rid);
+    zframe_t *copy = zframe_dup(rid);
+    if (!key || !copy) {
+        free(key);
+        zframe_destroy(&copy);
+        return -1;
+    }
+    if (session->rid_key) {
+        if (!streq(session->rid_key, key))
+            rr_info("worker %s: new connection %s replaces %s", session->name, key,
+                    session->rid_key);
+        zhashx_delete(self->sessions->by_rid, session->rid_key);
+        free(session->rid_key);
+        zframe_destroy(&session->rid);
+    }
+    rr_session_t *other = zhashx_lookup(self->sessions->by_rid, key);
+    if (other && other != session) {        /* the connection changed its name */
+        free(other->rid_key);
+        other->rid_key = NULL;
+        zframe_destroy(&other->rid);
+    }
+    session->rid_key = key;
+    session->rid = copy;
+    zhashx_update(self->sessions->by_rid, key, session);
+    session->lost = false;
+    session->last_seen = rr_mono_ms();
+    return 0;
+}
+
+/* The live session of RID, or NULL. */
+static rr_session_t *s_session_of(rr_master_t *self, zframe_t *rid)
+{
+    char *key = zframe_strhex(rid);
+    rr_session_t *session = key ? zhashx_lookup(self->sessions->by_rid, key) : NULL;
+    free(key);
+    return session && !session->lost ? session : NULL;
+}
+
+zframe_t *rr_workers_route(rr_master_t *self, const char *worker)
+{
+    rr_session_t *session = zhashx_lookup(self->sessions->by_name, worker);
+    return session && !session->lost ? session->rid : NULL;
+}
+
+int rr_workers_restore(rr_master_t *self)
+{
+    proto_workerinfo_t *workers = NULL;
+    size_t count = 0;
+    if (rr_store_workers_list(self->store, NULL, rr_wall_ms(), &workers, &count) != RR_STORE_OK)
+        return -1;
+    uint64_t now = rr_mono_ms();
+    for (size_t i = 0; i < count; i++) {
+        bool online = streq(workers[i].state, RR_WORKER_ONLINE);
+        if (!online && !streq(workers[i].state, RR_WORKER_LOST))
+            continue;
+        rr_session_t *session = s_session_get(self, workers[i].name);
+        if (!session)
+            continue;
+        session->last_seen = now;               /* give it a full timeout to say HELLO */
+        session->lost = !online;
+        session->lost_at = now;                 /* and lost ones a full grace */
+    }
+    rr_store_workerinfos_free(&workers, count);
+    return 0;
+}
+
+/* ---- HELLO ---- */
+
+static bool s_hello_lists(const proto_hello_t *hello, uint64_t job)
+{
+    for (size_t i = 0; i < hello->jobs_count; i++)
+        if (hello->jobs[i].job == job)
+            return true;
+    return false;
+}
+
+/* Bring the master's view of WORKER's open jobs in line with what HELLO lists. */
+static bool s_reconcile_active(rr_master_t *self, const char *worker, const proto_hello_t *hello)
+{
+    rr_store_active_t *active = NULL;
+    size_t count = 0;
+    bool ended = false;
+    if (rr_store_jobs_active(self->store, worker, &active, &count) != RR_STORE_OK) {
+        rr_error("worker %s: HELLO: %s", worker, rr_store_error(self->store));
+        return false;
+    }
+    for (size_t i = 0; i < count; i++) {
+        rr_store_active_t *a = &active[i];
+        bool canceling = streq(a->state, RR_JOB_CANCELING);
+        if (s_hello_lists(hello, a->job)) {
+            if (canceling)
+                rr_dispatch_cancel(self, a->job, worker);
+        }
+        else if (canceling)
+            ended |= rr_master_finish_job(self, a->job, RR_OUTCOME_CANCELED,
+                                          "worker no longer has the job") == 0;
+        else if (streq(a->state, RR_JOB_SCHEDULED) && !a->accepted)
+            rr_dispatch_start(self, a->job, a->device, worker);
+        else
+            ended |= rr_master_finish_job(self, a->job, RR_OUTCOME_INCOMPLETE,
+                                          "worker lost: restarted without the job") == 0;
+    }
+    rr_store_actives_free(&active, count);
+    return ended;
+}
+
+/* WELCOME's job list: for each job HELLO lists that the master knows, its acked seq. */
+static proto_jobseq_t *s_welcome_jobs(rr_master_t *self, const proto_hello_t *hello, size_t *n)
+{
+    *n = 0;
+    if (hello->jobs_count == 0)
+        return NULL;
+    proto_jobseq_t *jobs = calloc(hello->jobs_count, sizeof *jobs);
+    if (!jobs)
+        return NULL;
+    for (size_t i = 0; i < hello->jobs_count; i++) {
+        uint64_t seq = 0;
+        if (rr_store_events_acked(self->store, hello->jobs[i].job, &seq) != RR_STORE_OK)
+            continue;                           /* a job this master never had */
+        jobs[*n].job = hello->jobs[i].job;
+        jobs[*n].seq = seq;
+        (*n)++;
+    }
+    return jobs;
+}
+
+static bool s_versions_overlap(const proto_hello_t *hello)
+{
+    return hello->proto_min <= hello->proto_max && hello->proto_min <= PROTO_VERSION
+           && hello->proto_max >= PROTO_VERSION_MIN;
+}
+
+static void s_send_welcome(rr_master_t *self, zframe_t *rid, const proto_hello_t *hello)
+{
+    proto_msg_t msg = { .type = PROTO_MSG_WELCOME, .version = PROTO_VERSION };
+    msg.u.welcome.epoch = self->epoch;
+    msg.u.welcome.heartbeat_interval_ms = self->interval_ms;
+    msg.u.welcome.heartbeat_timeout_ms = self->timeout_ms;
+    msg.u.welcome.jobs = s_welcome_jobs(self, hello, &msg.u.welcome.jobs_count);
+    rr_master_send(self, self->worker_sock, rid, &msg);
+    proto_msg_free(&msg);
+}
+
+static void s_on_hello(rr_master_t *self, zframe_t *rid, const proto_hello_t *hello)
+{
+    char peer[64];
+    rr_peer_name(rid, peer, sizeof peer);
+    if (!s_versions_overlap(hello)) {
+        rr_warn("worker %s (%s): protocol mismatch: worker speaks %u..%u, master %u..%u",
+                hello->worker, peer, hello->proto_min, hello->proto_max, PROTO_VERSION_MIN,
+                PROTO_VERSION);
+        rr_master_send_error(self, self->worker_sock, rid, "version", "pmin", 0,
+                             "protocol mismatch: worker speaks %u..%u, master speaks %u..%u",
+                             hello->proto_min, hello->proto_max, PROTO_VERSION_MIN, PROTO_VERSION);
+        return;
+    }
+    if (!hello->worker[0]) {
+        rr_master_send_error(self, self->worker_sock, rid, "invalid", "wrk", 0,
+                             "hello: empty worker name");
+        return;
+    }
+    if (rr_store_worker_hello(self->store, hello, rr_wall_ms()) != RR_STORE_OK) {
+        rr_error("worker %s (%s): HELLO: %s", hello->worker, peer, rr_store_error(self->store));
+        rr_master_send_error(self, self->worker_sock, rid, "internal", NULL, 0,
+                             "hello: store failed");
+        return;
+    }
+    rr_session_t *session = s_session_get(self, hello->worker);
+    if (!session || s_session_bind(self, session, rid) != 0) {
+        rr_master_send_error(self, self->worker_sock, rid, "internal", NULL, 0, "out of memory");
+        return;
+    }
+    rr_info("worker %s (%s): online, version %s, %zu devices, %zu jobs", hello->worker, peer,
+            hello->version, hello->devices_count, hello->jobs_count);
+    s_reconcile_active(self, hello->worker, hello);
+    s_send_welcome(self, rid, hello);
+    rr_dispatch_flush(self, hello->worker, true, rr_mono_ms());
+    rr_master_schedule(self);
+}
+
+/* ---- messages of a live session ---- */
+
+static void s_on_heartbeat(rr_master_t *self, rr_session_t *session, zframe_t *rid,
+                           const proto_heartbeat_t *beat)
+{
+    rr_store_worker_seen(self->store, session->name, rr_wall_ms());
+    bool idle = false;
+    for (size_t i = 0; i < beat->changed_count; i++) {
+        const proto_devstate_t *change = &beat->changed[i];
+        if (rr_store_device_report(self->store, session->name, change) != RR_STORE_OK) {
+            rr_warn("worker %s: device %s -> %s: %s", session->name, change->name,
+                    change->state, rr_store_error(self->store));
+            continue;
+        }
+        rr_info("worker %s: device %s: %s%s%s", session->name, change->name, change->state,
+                change->reason ? ": " : "", change->reason ? change->reason : "");
+        idle |= streq(change->state, RR_DEVICE_IDLE);
+    }
+    proto_msg_t ack = { .type = PROTO_MSG_HEARTBEAT_ACK, .version = PROTO_VERSION };
+    ack.u.heartbeat_ack.epoch = self->epoch;
+    ack.u.heartbeat_ack.seq = beat->seq;
+    rr_master_send(self, self->worker_sock, rid, &ack);
+    if (idle)
+        rr_master_schedule(self);
+}
+
+/* The worker refused JOB_START: back to the queue, unless it is being canceled. */
+static void s_on_refused(rr_master_t *self, rr_session_t *session, const proto_job_accept_t *acc)
+{
+    const char *why = acc->reason ? acc->reason : "no reason given";
+    proto_jobinfo_t info = { 0 };
+    if (rr_store_job_get(self->store, acc->job, &info) != RR_STORE_OK)
+        return;
+    if (streq(info.state, RR_JOB_CANCELING))
+        rr_master_finish_job(self, acc->job, RR_OUTCOME_CANCELED, "canceled before it started");
+    else if (streq(info.state, RR_JOB_SCHEDULED)
+             && rr_store_job_requeue(self->store, acc->job) == RR_STORE_OK) {
+        char reason[256];
+        snprintf(reason, sizeof reason, "worker refused job %" PRIu64 ": %s", acc->job, why);
+        rr_warn("job %" PRIu64 ": worker %s refused it on %s: %s; queued again, device offline",
+                acc->job, session->name, info.device ? info.device : "?", why);
+        /* Offline until the worker reports the device again: scheduling the
+         * same job on it at once would loop as fast as the worker refuses. */
+        if (info.device)
+            rr_store_device_set_state(self->store, info.device, RR_DEVICE_OFFLINE, reason);
+    }
+    rr_store_jobinfo_clear(&info);
+    rr_master_schedule(self);
+}
+
+static void s_on_accept(rr_master_t *self, rr_session_t *session, zframe_t *rid,
+                        const proto_job_accept_t *acc)
+{
+    rr_dispatch_acked(self, RR_CMD_START, acc->job, NULL);
+    if (!acc->ok) {
+        s_on_refused(self, session, acc);
+        return;
+    }
+    int rc = rr_store_job_accepted(self->store, acc->job);
+    if (rc == RR_STORE_E_NOTFOUND)
+        rr_master_send_error(self, self->worker_sock, rid, "not_found", "job", acc->job,
+                             "accept: no job %" PRIu64, acc->job);
+    else if (rc != RR_STORE_OK)
+        rr_warn("job %" PRIu64 ": accept from %s: %s", acc->job, session->name,
+                rr_store_error(self->store));
+    else
+        rr_info("job %" PRIu64 ": accepted by worker %s", acc->job, session->name);
+}
+
+/* JOB_CANCEL acknowledged: a job the worker never accepted ends here. */
+static void s_on_cancel_acked(rr_master_t *self, rr_session_t *session, uint64_t job)
+{
+    rr_store_active_t *active = NULL;
+    size_t count = 0;
+    if (rr_store_jobs_active(self->store, session->name, &active, &count) != RR_STORE_OK)
+        return;
+    bool never_started = false;
+    for (size_t i = 0; i < count; i++)
+        if (active[i].job == job)
+            never_started = streq(active[i].state, RR_JOB_CANCELING) && !active[i].accepted;
+    rr_store_actives_free(&active, count);
+    if (never_started && rr_master_finish_job(self, job, RR_OUTCOME_CANCELED,
+                                              "canceled before it started") == 0)
+        rr_master_schedule(self);
+}
+
+static void s_on_ack(rr_master_t *self, rr_session_t *session, zframe_t *rid,
+                     const proto_ack_t *ack)
+{
+    if (streq(ack->of, "jcancel")) {
+        if (rr_dispatch_acked(self, RR_CMD_CANCEL, ack->job, NULL))
+            s_on_cancel_acked(self, session, ack->job);
+    }
+    else if (streq(ack->of, "devset") && ack->device)
+        rr_dispatch_acked(self, RR_CMD_DEVSET, 0, ack->device);
+    else
+        rr_master_send_error(self, self->worker_sock, rid, "invalid", "of", ack->job,
+                             "ack: nothing to acknowledge of '%s'", ack->of);
+}
+
+void rr_workers_on_message(rr_master_t *self, zframe_t *rid, proto_msg_t *msg)
+{
+    if (msg->type == PROTO_MSG_HELLO) {
+        s_on_hello(self, rid, &msg->u.hello);
+        return;
+    }
+    char peer[64];
+    rr_session_t *session = s_session_of(self, rid);
+    if (!session) {
+        rr_debug("worker %s: '%s' before HELLO", rr_peer_name(rid, peer, sizeof peer),
+                 proto_type_name(msg->type));
+        if (msg->type != PROTO_MSG_ERROR)
+            rr_master_send_error(self, self->worker_sock, rid, "hello_required", NULL, 0,
+                                 "say HELLO first (master epoch %" PRIu64 ")", self->epoch);
+        return;
+    }
+    session->last_seen = rr_mono_ms();
+    switch (msg->type) {
+    case PROTO_MSG_HEARTBEAT:
+        s_on_heartbeat(self, session, rid, &msg->u.heartbeat);
+        break;
+    case PROTO_MSG_JOB_EVENT:
+        rr_events_add(self, rid, &msg->u.job_event);
+        break;
+    case PROTO_MSG_JOB_ACCEPT:
+        s_on_accept(self, session, rid, &msg->u.job_accept);
+        break;
+    case PROTO_MSG_ACK:
+        s_on_ack(self, session, rid, &msg->u.ack);
+        break;
+    case PROTO_MSG_ERROR:
+        rr_warn("worker %s: reports error %s: %s", session->name, msg->u.error.code,
+                msg->u.error.text);
+        break;
+    default:
+        self->metrics.bad_messages++;
+        rr_warn("worker %s (%s): '%s' is not valid on the worker endpoint", session->name,
+                rr_peer_name(rid, peer, sizeof peer), proto_type_name(msg->type));
+        rr_master_send_error(self, self->worker_sock, rid, "bad_message", "t", 0,
+                             "'%s' is not valid on the worker endpoint",
+                             proto_type_name(msg->type));
+    }
+}
+
+/* ---- timer ---- */
+
+static void s_declare_lost(rr_master_t *self, rr_session_t *session, uint64_t now)
+{
+    session->lost = true;
+    session->lost_at = now;
+    self->metrics.workers_lost++;
+    rr_warn("worker %s: lost: no message for %" PRIu64 " ms; its devices are offline, its jobs "
+            "end in %" PRIu64 " ms unless it comes back", session->name, now - session->last_seen,
+            self->grace_ms);
+    if (rr_store_worker_set_state(self->store, session->name, RR_WORKER_LOST, rr_wall_ms())
+        != RR_STORE_OK)
+        rr_error("worker %s: %s", session->name, rr_store_error(self->store));
+}
+
+/* The grace ran out: the lost worker's jobs end incomplete. */
+static void s_expire(rr_master_t *self, rr_session_t *session)
+{
+    rr_store_active_t *active = NULL;
+    size_t count = 0;
+    if (rr_store_jobs_active(self->store, session->name, &active, &count) != RR_STORE_OK) {
+        rr_error("worker %s: %s", session->name, rr_store_error(self->store));
+        return;
+    }
+    for (size_t i = 0; i < count; i++)
+        rr_master_finish_job(self, active[i].job, RR_OUTCOME_INCOMPLETE, "worker lost");
+    rr_store_actives_free(&active, count);
+}
+
+void rr_workers_tick(rr_master_t *self, uint64_t now_mono)
+{
+    zlistx_t *expired = zlistx_new();
+    rr_session_t *session = zhashx_first(self->sessions->by_name);
+    for (; session; session = zhashx_next(self->sessions->by_name)) {
+        if (!session->lost && now_mono - session->last_seen > self->timeout_ms)
+            s_declare_lost(self, session, now_mono);
+        else if (session->lost && now_mono - session->lost_at >= self->grace_ms && expired)
+            zlistx_add_end(expired, session);
+    }
+    /* Jobs end and sessions go outside the walk: both change the tables. */
+    for (session = expired ? zlistx_first(expired) : NULL; session;
+         session = zlistx_next(expired)) {
+        s_expire(self, session);
+        if (session->rid_key)
+            zhashx_delete(self->sessions->by_rid, session->rid_key);
+        zhashx_delete(self->sessions->by_name, session->name);
+    }
+    zlistx_destroy(&expired);
+}
