@@ -9,7 +9,8 @@ libzmq3-dev libczmq-dev libsodium-dev libmsgpack-dev
 libfreeipmi-dev libipmiconsole-dev freeipmi-tools
 libcurl4-openssl-dev libsqlite3-dev sqlite3 libyaml-dev libmicrohttpd-dev
 libcmocka-dev libjansson-dev openipmi ipmitool socat procps psmisc python3 curl valgrind
-dnsmasq-base"
+dnsmasq-base
+qemu-system-arm busybox e2fsprogs"
 
 missing=""
 for p in $PKGS; do
