@@ -29,7 +29,8 @@
       "Messages refused as malformed, too big or of an unknown type.") \
     X(jobs_submitted,   "rackrun_jobs_submitted_total", "Jobs accepted by SUBMIT.") \
     X(jobs_finished,    "rackrun_jobs_finished_total", "Jobs that reached state finished.") \
-    X(workers_lost,     "rackrun_workers_lost_total", "Times a worker went silent past its timeout.") \
+    X(workers_lost,     "rackrun_workers_lost_total", \
+      "Times a worker went silent past its timeout.") \
     X(ipmi_errors,      "rackrun_ipmi_errors_total", "IPMI (BMC) failures reported by workers.") \
     X(sol_errors,       "rackrun_sol_errors_total", \
       "Serial-over-LAN console losses reported by workers (console_gap events).")
