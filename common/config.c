@@ -43,6 +43,7 @@ typedef enum {
     F_PORT,         /* 1..65535 */
     F_DURATION,     /* units syntax, bare number = seconds, > 0 */
     F_DELAY,        /* units syntax, bare number = milliseconds, 0..max */
+    F_SIZE,         /* units size syntax (1MiB, 4GiB), bare number = bytes, > 0, uint64_t */
     F_MAP,          /* nested map, same target struct */
     F_CUSTOM,       /* allowed here, read by the caller */
 } field_kind_t;
@@ -276,6 +277,22 @@ static int set_duration(const walk_t *w, const rr_yaml_node_t *node, const char 
     return 0;
 }
 
+static int set_size(const walk_t *w, const rr_yaml_node_t *node, const char *path,
+                    uint64_t *slot)
+{
+    const char *text = scalar_of(w, node, path);
+    uint64_t bytes;
+    char why[160];
+    if (!text)
+        return -1;
+    if (rr_size_parse(text, &bytes, why, sizeof why) < 0)
+        return bad(w, node, path, "%s", why);
+    if (bytes == 0)
+        return bad(w, node, path, "'%.64s' must be more than 0 bytes", text);
+    *slot = bytes;
+    return 0;
+}
+
 static int walk_map(const walk_t *w, const rr_yaml_node_t *map, const char *path,
                     const field_t *fields, void *base);
 
@@ -293,6 +310,8 @@ static int set_field(const walk_t *w, const rr_yaml_node_t *node, const char *pa
         return set_number(w, node, path, f, slot);
     case F_DURATION: case F_DELAY:
         return set_duration(w, node, path, f, (uint32_t *)slot);
+    case F_SIZE:
+        return set_size(w, node, path, (uint64_t *)slot);
     case F_MAP:
         return walk_map(w, node, path, f->sub, base);
     case F_CUSTOM:
@@ -414,6 +433,7 @@ static const field_t device_fields[] = {
     LIST_FIELD("tags", F_NAMES, rr_device_config_t, tags, tag_count),
     MAP_FIELD("bmc", true, bmc_fields),
     FIELD("mac", F_MAC, true, rr_device_config_t, mac),
+    FIELD("http", F_LISTEN, false, rr_device_config_t, http),
     SETTINGS_FIELDS,
     { 0 },
 };
@@ -466,6 +486,7 @@ static void device_clear(rr_device_config_t *d)
         free(d->bmc_password);
     }
     free(d->mac);
+    free(d->http);
     strings_free(d->prompts, d->prompt_count);
     memset(d, 0, sizeof *d);
 }
@@ -701,7 +722,11 @@ static const field_t worker_fields[] = {
     FIELD("secret_key", F_STRING, false, rr_worker_config_t, secret_key),
     FIELD("tftp_root", F_STRING, true, rr_worker_config_t, tftp_root),
     FIELD("spool_dir", F_STRING, false, rr_worker_config_t, spool_dir),
+    FIELD("artifacts_dir", F_STRING, false, rr_worker_config_t, artifacts_dir),
     FIELD("heartbeat_interval", F_DURATION, false, rr_worker_config_t, heartbeat_interval_ms),
+    FIELD("secrets_dir", F_STRING, false, rr_worker_config_t, secrets_dir),
+    LIST_FIELD("file_roots", F_STRINGS, rr_worker_config_t, file_roots, file_root_count),
+    FIELD("max_download", F_SIZE, false, rr_worker_config_t, max_download_bytes),
     CUSTOM_FIELD("device_types", false),
     CUSTOM_FIELD("devices", true),
     { 0 },
@@ -710,8 +735,26 @@ static const field_t worker_fields[] = {
 static int worker_defaults(rr_worker_config_t *c)
 {
     c->spool_dir = strdup("/var/lib/rackrun/spool");
+    c->artifacts_dir = strdup("/var/lib/rackrun/artifacts");
     c->heartbeat_interval_ms = 1000;
-    return c->spool_dir ? 0 : -1;
+    c->max_download_bytes = RR_MAX_DOWNLOAD_DEFAULT;
+    return c->spool_dir && c->artifacts_dir ? 0 : -1;
+}
+
+/* Named secrets are as secret as BMC passwords: a directory only its owner
+ * can enter (each file is checked for 0600 again when a job reads it). */
+static int check_secrets_dir(const walk_t *w, const rr_yaml_node_t *node,
+                             const rr_worker_config_t *c)
+{
+    struct stat st;
+    if (stat(c->secrets_dir, &st) < 0)
+        return bad(w, node, "secrets_dir", "%s: %s", c->secrets_dir, strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return bad(w, node, "secrets_dir", "%s is not a directory", c->secrets_dir);
+    if (st.st_mode & (S_IRWXG | S_IRWXO))
+        return bad(w, node, "secrets_dir", "%s is accessible by group/others (mode %04o); "
+                   "chmod 700 it", c->secrets_dir, (unsigned)(st.st_mode & 07777));
+    return 0;
 }
 
 /* Cross-key rules, once every key is read. */
@@ -721,6 +764,17 @@ static int worker_check(const walk_t *w, const rr_yaml_node_t *root, rr_worker_c
         return bad(w, root, "", "secret_key is required when master_public_key is set (CURVE)");
     if (!c->rack && !(c->rack = strdup(c->worker)))
         return bad(w, root, "", "out of memory");
+    for (size_t i = 0; i < c->file_root_count; i++)
+        if (c->file_roots[i][0] != '/') {
+            char path[PATH_TEXT_MAX];
+            path_format(path, "file_roots[%zu]", i);
+            return bad(w, rr_yaml_item(rr_yaml_get(root, "file_roots"), i), path,
+                       "'%.64s' must be an absolute path", c->file_roots[i]);
+        }
+    if (c->secrets_dir && check_secrets_dir(w, rr_yaml_get(root, "secrets_dir"), c) < 0)
+        return -1;
+    for (size_t i = 0; i < c->device_count; i++)
+        c->devices[i].worker = c;
     return 0;
 }
 
@@ -783,6 +837,9 @@ void rr_worker_config_destroy(rr_worker_config_t **config)
     free(c->secret_key);
     free(c->tftp_root);
     free(c->spool_dir);
+    free(c->artifacts_dir);
+    free(c->secrets_dir);
+    strings_free(c->file_roots, c->file_root_count);
     for (size_t i = 0; i < c->device_count; i++)
         device_clear(&c->devices[i]);
     free(c->devices);
@@ -797,12 +854,14 @@ static const field_t master_fields[] = {
     FIELD("worker_endpoint", F_ENDPOINT, false, rr_master_config_t, worker_endpoint),
     FIELD("client_endpoint", F_ENDPOINT, false, rr_master_config_t, client_endpoint),
     FIELD("http_listen", F_LISTEN, false, rr_master_config_t, http_listen),
+    FIELD("http_www", F_STRING, false, rr_master_config_t, http_www),
     FIELD("secret_key", F_STRING, false, rr_master_config_t, secret_key),
     FIELD("worker_keys_dir", F_STRING, false, rr_master_config_t, worker_keys_dir),
     FIELD("client_keys_dir", F_STRING, false, rr_master_config_t, client_keys_dir),
     FIELD("heartbeat_interval", F_DURATION, false, rr_master_config_t, heartbeat_interval_ms),
     FIELD("heartbeat_timeout", F_DURATION, false, rr_master_config_t, heartbeat_timeout_ms),
     FIELD("worker_grace", F_DURATION, false, rr_master_config_t, worker_grace_ms),
+    FIELD("max_job_yaml", F_SIZE, false, rr_master_config_t, max_job_yaml_bytes),
     { 0 },
 };
 
@@ -815,6 +874,7 @@ static int master_defaults(rr_master_config_t *c)
     c->heartbeat_interval_ms = 1000;
     c->heartbeat_timeout_ms = 5000;
     c->worker_grace_ms = 60000;
+    c->max_job_yaml_bytes = RR_MAX_JOB_YAML_DEFAULT;
     return c->db_path && c->worker_endpoint && c->client_endpoint && c->http_listen ? 0 : -1;
 }
 
@@ -871,6 +931,7 @@ void rr_master_config_destroy(rr_master_config_t **config)
     free(c->worker_endpoint);
     free(c->client_endpoint);
     free(c->http_listen);
+    free(c->http_www);
     free(c->secret_key);
     free(c->worker_keys_dir);
     free(c->client_keys_dir);

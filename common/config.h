@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct rr_worker_config;
+
 typedef struct {
     char *name;                 /* device name, unique in the rack */
     char *type;                 /* device type, e.g. "highbank" */
@@ -31,9 +33,14 @@ typedef struct {
     uint32_t ipmi_timeout_ms;      /* per IPMI call (default 5000) */
     uint32_t ipmi_retries;         /* bounded retries of an IPMI call (default 3) */
     uint32_t sol_timeout_ms;       /* SOL session timeout (default 10000) */
+    const struct rr_worker_config *worker; /* the worker config it belongs to (NULL: none) */
+    char *http;                    /* "host:port" reaching the node's port 80 (transfer); NULL */
 } rr_device_config_t;
 
-typedef struct {
+#define RR_MAX_DOWNLOAD_DEFAULT (4ull << 30)   /* max_download: bytes per artifact */
+#define RR_MAX_JOB_YAML_DEFAULT (1024u * 1024u) /* max_job_yaml: bytes per job definition */
+
+typedef struct rr_worker_config {
     char *worker;               /* worker name, as the master knows it */
     char *rack;
     char *master;               /* master worker endpoint, "tcp://127.0.0.1:5555" */
@@ -41,7 +48,13 @@ typedef struct {
     char *secret_key;           /* path of this worker's secret cert (CURVE) */
     char *tftp_root;
     char *spool_dir;            /* default /var/lib/rackrun/spool */
+    char *artifacts_dir;        /* files fetched by transfer: <dir>/<job>/<name>;
+                                 * default /var/lib/rackrun/artifacts */
     uint32_t heartbeat_interval_ms; /* until the master's WELCOME says otherwise: 1000 */
+    char *secrets_dir;          /* named job secrets, one 0600 file each; NULL = none */
+    char **file_roots;          /* file:// artifact URLs only beneath these (none: refused) */
+    size_t file_root_count;
+    uint64_t max_download_bytes; /* per artifact download (RR_MAX_DOWNLOAD_DEFAULT) */
     rr_device_config_t *devices;
     size_t device_count;
 } rr_worker_config_t;
@@ -51,12 +64,14 @@ typedef struct {
     char *worker_endpoint;      /* default tcp://127.0.0.1:5555 */
     char *client_endpoint;      /* default tcp://127.0.0.1:5556 */
     char *http_listen;          /* default 127.0.0.1:8080, NULL = off */
+    char *http_www;             /* dashboard files dir, NULL = the installed share dir */
     char *secret_key;           /* master secret cert path, NULL = insecure */
     char *worker_keys_dir;      /* authorized worker public certs */
     char *client_keys_dir;      /* authorized client public certs */
     uint32_t heartbeat_interval_ms; /* default 1000 */
     uint32_t heartbeat_timeout_ms;  /* default 5000 */
     uint32_t worker_grace_ms;       /* default 60000 */
+    uint64_t max_job_yaml_bytes;    /* submitted job definition (RR_MAX_JOB_YAML_DEFAULT) */
 } rr_master_config_t;
 
 /* Load a worker configuration. Returns 0, or -1 with a located message in ERR. */

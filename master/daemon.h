@@ -22,6 +22,7 @@
 #include "auth.h"
 #include "common.h"
 #include "master.h"
+#include "http.h"
 #include "metrics.h"
 #include "proto.h"
 #include "store.h"
@@ -48,6 +49,7 @@ struct _rr_master_t {
     rr_batch_t *batch;
     rr_cursors_t *cursors;
     rr_metrics_t metrics;               /* counters for /metrics (metrics.h) */
+    rr_http_t *http;                    /* JSON API, /metrics, dashboard; NULL = off */
     char worker_endpoint[256];
     char client_endpoint[256];
 };

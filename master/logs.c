@@ -172,6 +172,8 @@ static void s_pump_some(rr_master_t *self, uint64_t job)
 void rr_logs_job_changed(rr_master_t *self, uint64_t job)
 {
     s_pump_some(self, job);
+    if (self->http)
+        rr_http_notify_job(self->http, job);
 }
 
 void rr_logs_tick(rr_master_t *self)

@@ -266,6 +266,17 @@ rr_master_t *rr_master_new(const rr_master_config_t *config, char *err, size_t e
         snprintf(err, errlen, "store: %s", rr_store_error(self->store));
         goto fail;
     }
+    if (config->http_listen) {
+        rr_http_options_t http_options = { .listen = config->http_listen,
+                                           .metrics = &self->metrics,
+                                           .www_dir = config->http_www };
+        self->http = rr_http_new(self->store, &http_options, err, errlen);
+        if (!self->http || rr_http_attach(self->http, self->loop) != 0) {
+            if (self->http)
+                snprintf(err, errlen, "http %s: cannot attach to the loop", config->http_listen);
+            goto fail;
+        }
+    }
     rr_info("master epoch %" PRIu64 ": workers on %s, clients on %s, db %s", self->epoch,
             self->worker_endpoint, self->client_endpoint, config->db_path);
     return self;
@@ -280,6 +291,7 @@ void rr_master_destroy(rr_master_t **self_p)
     if (!self_p || !*self_p)
         return;
     rr_master_t *self = *self_p;
+    rr_http_destroy(&self->http);           /* answers waiting requests: before loop and store */
     rr_cursors_destroy(&self->cursors);
     rr_batch_destroy(&self->batch);
     rr_dispatch_destroy(&self->dispatch);

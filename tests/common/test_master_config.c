@@ -110,9 +110,9 @@ static void test_errors_are_located_and_named(void **state)
 {
     assert_string_equal(load_error("db: /x\nheartbeat_intervall: 1s\n"),
                         "master.yaml:2:1: unknown key 'heartbeat_intervall' (expected db, "
-                        "worker_endpoint, client_endpoint, http_listen, secret_key, "
+                        "worker_endpoint, client_endpoint, http_listen, http_www, secret_key, "
                         "worker_keys_dir, client_keys_dir, heartbeat_interval, heartbeat_timeout, "
-                        "worker_grace)");
+                        "worker_grace, max_job_yaml)");
     assert_string_equal(load_error("worker_grace: 10x\n"),
                         "master.yaml:1:15: worker_grace: '10x': unknown unit 'x' (use ms, s, m, h, d)");
     assert_string_equal(load_error("http_listen: 8080\n"),
