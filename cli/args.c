@@ -24,6 +24,7 @@ enum {
     OPT_FORCE = 1u << 2,
     OPT_STATE = 1u << 3,
     OPT_LIMIT = 1u << 4,
+    OPT_ROLE = 1u << 5,
 };
 
 typedef struct {
@@ -44,12 +45,13 @@ static const command_t commands[] = {
     { "devices", 0, 0, 0, rr_cmd_devices, "devices" },
     { "device", 3, 3, 0, rr_cmd_device, "device maintenance NAME on|off" },
     { "console", 1, 1, 0, rr_cmd_console, "console DEVICE" },
-    { "keygen", 2, 2, OPT_FORCE, rr_cmd_keygen, "keygen DIR NAME [--force]" },
+    { "keygen", 2, 2, OPT_FORCE | OPT_ROLE, rr_cmd_keygen,
+      "keygen DIR NAME [--role read|submit|admin] [--force]" },
 };
 #define COMMAND_COUNT (sizeof commands / sizeof commands[0])
 
 enum { LO_MASTER = 256, LO_KEY, LO_MASTER_KEY, LO_INSECURE, LO_JSON, LO_TIMEOUT,
-       LO_WAIT, LO_FORCE, LO_STATE, LO_LIMIT, LO_VERSION };
+       LO_WAIT, LO_FORCE, LO_STATE, LO_LIMIT, LO_VERSION, LO_ROLE };
 
 static const struct option long_options[] = {
     { "master", required_argument, NULL, LO_MASTER },
@@ -63,12 +65,14 @@ static const struct option long_options[] = {
     { "force", no_argument, NULL, LO_FORCE },
     { "state", required_argument, NULL, LO_STATE },
     { "limit", required_argument, NULL, LO_LIMIT },
+    { "role", required_argument, NULL, LO_ROLE },
     { "help", no_argument, NULL, 'h' },
     { "version", no_argument, NULL, LO_VERSION },
     { NULL, 0, NULL, 0 },
 };
 
-static const char *option_names[] = { "--wait", "-f/--follow", "--force", "--state", "--limit" };
+static const char *option_names[] = { "--wait", "-f/--follow", "--force", "--state", "--limit",
+                                      "--role" };
 
 void rr_cli_error(const char *fmt, ...)
 {
@@ -147,6 +151,7 @@ static int apply_option(int c, const char *arg, rr_cli_opts_t *opts, unsigned *s
     case LO_FORCE: opts->force = true; *seen |= OPT_FORCE; return 0;
     case LO_STATE: opts->state = arg; *seen |= OPT_STATE; return 0;
     case LO_LIMIT: *seen |= OPT_LIMIT; return parse_limit(arg, &opts->limit);
+    case LO_ROLE: opts->role = arg; *seen |= OPT_ROLE; return 0;
     case 'h': print_usage(stdout); return -1;
     case LO_VERSION: printf("rackrun %s\n", RACKRUN_VERSION); return -1;
     default: return RR_EXIT_USAGE; /* not in the table: cannot happen */

@@ -35,6 +35,7 @@ typedef struct {
     bool wait;                /* submit --wait */
     bool follow;              /* logs -f */
     bool force;               /* keygen --force */
+    const char *role;         /* keygen --role read|submit|admin (client keys) */
     const char *state;        /* jobs --state */
     uint32_t limit;           /* jobs --limit (0 = master's default) */
 } rr_cli_opts_t;

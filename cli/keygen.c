@@ -1,6 +1,9 @@
-/* keygen.c: `rackrun keygen DIR NAME [--force]`: a czmq CURVE certificate
- * pair, DIR/NAME (public, for the master's allow-list directories or
- * --master-key) and DIR/NAME_secret (mode 0600).
+/* keygen.c: `rackrun keygen DIR NAME [--role ROLE] [--force]`: a czmq CURVE
+ * certificate pair, DIR/NAME (public, for the master's allow-list directories
+ * or --master-key) and DIR/NAME_secret (mode 0600). The certificate's
+ * metadata "name" is NAME: for a worker key, the one worker it may speak
+ * for. --role (read | submit | admin) goes into the metadata "role": what a
+ * client key may do on the master (without it: read).
  *
  * czmq writes the files (zcert_save), but with its own umask handling and by
  * opening the final names. So the pair is written into a fresh mode-0700
@@ -37,6 +40,14 @@ static int check_name(const char *name)
     return 0;
 }
 
+static int check_role(const char *role)
+{
+    if (!role || !strcmp(role, "read") || !strcmp(role, "submit") || !strcmp(role, "admin"))
+        return 0;
+    rr_cli_error("keygen: --role '%s': expected read, submit or admin", role);
+    return RR_EXIT_USAGE;
+}
+
 static int prepare_dir(const char *dir)
 {
     struct stat st;
@@ -65,7 +76,7 @@ static int refuse_existing(const keypaths_t *p)
 }
 
 /* Generate the pair into p->tmpdir and give the files their final modes. */
-static int write_pair(keypaths_t *p, const char *name)
+static int write_pair(keypaths_t *p, const char *name, const char *role)
 {
     int rc = RR_EXIT_FAILED;
     zcert_t *cert = zcert_new();
@@ -75,6 +86,8 @@ static int write_pair(keypaths_t *p, const char *name)
     }
     zcert_set_meta(cert, "name", "%s", name);
     zcert_set_meta(cert, "created-by", "rackrun keygen");
+    if (role)
+        zcert_set_meta(cert, "role", "%s", role);
     if (zcert_save(cert, p->tmp_public) != 0)
         rr_cli_error("keygen: cannot write %s: %s", p->tmp_public, strerror(errno));
     else if (chmod(p->tmp_secret, 0600) != 0 || chmod(p->tmp_public, 0644) != 0)
@@ -122,6 +135,8 @@ int rr_cmd_keygen(const rr_cli_opts_t *opts, int argc, char **args)
     (void)argc;
     int rc = check_name(name);
     if (rc == 0)
+        rc = check_role(opts->role);
+    if (rc == 0)
         rc = build_paths(&p, dir, name);
     if (rc == 0)
         rc = prepare_dir(dir);
@@ -141,7 +156,7 @@ int rr_cmd_keygen(const rr_cli_opts_t *opts, int argc, char **args)
                >= (int)sizeof p.tmp_secret)
         rc = RR_EXIT_USAGE; /* cannot happen: build_paths bounds both parts */
     else
-        rc = write_pair(&p, name);
+        rc = write_pair(&p, name, opts->role);
     if (rc == 0)
         rc = install_pair(&p, opts->force);
     unlink(p.tmp_secret);

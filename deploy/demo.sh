@@ -11,7 +11,9 @@
 #
 # Everything it starts is stopped on exit (trap), by PID. The demo directory
 # (configs, keys, database, logs) is removed after a completed run and kept
-# otherwise; KEEP=1 keeps it always. Only 127.0.0.1 is used.
+# otherwise; KEEP=1 keeps it always. Only 127.0.0.1 is used. DEMO_DIR=DIR
+# runs in DIR instead of a fresh /tmp/rackrun-demo.*; JOB=FILE submits FILE
+# instead of deploy/examples/smoke.yaml (tests/security uses both).
 set -euo pipefail
 
 die() { echo "demo: $*" >&2; exit 1; }
@@ -30,7 +32,8 @@ T0=$(date +%s.%N)
 elapsed() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$T0" "$(date +%s.%N)"; }
 say() { echo "demo [$(elapsed)s]: $*"; }
 
-DEMO=$(mktemp -d /tmp/rackrun-demo.XXXXXX)
+DEMO=${DEMO_DIR:-$(mktemp -d /tmp/rackrun-demo.XXXXXX)}
+mkdir -p "$DEMO"
 MASTER_PID="" WORKER_PID="" RIG_PID="" OK=0
 
 # Stop a process we started: SIGTERM, then SIGKILL after 3 s.
@@ -102,13 +105,15 @@ esac
 say "emulated rack up: 4 BMCs (ipmi_sim) + fast shell nodes ($RIG_JSON)"
 
 # ---- keys -------------------------------------------------------------------------------
-for name in master worker client; do
-    "$RACKRUN" keygen "$DEMO/keys" "$name" >/dev/null
-done
+# A worker key speaks only for the worker its certificate names (rack01); the
+# client key may do everything (role admin); the master allows only these two.
+"$RACKRUN" keygen "$DEMO/keys" master >/dev/null
+"$RACKRUN" keygen "$DEMO/keys" rack01 >/dev/null
+"$RACKRUN" keygen --role admin "$DEMO/keys" client >/dev/null
 mkdir -p "$DEMO/workers.d" "$DEMO/clients.d"
-cp "$DEMO/keys/worker" "$DEMO/workers.d/worker"
+cp "$DEMO/keys/rack01" "$DEMO/workers.d/rack01"
 cp "$DEMO/keys/client" "$DEMO/clients.d/client"
-say "CURVE certificates for master, worker and client in $DEMO/keys"
+say "CURVE certificates for master, worker rack01 and client (admin) in $DEMO/keys"
 
 # ---- configuration ----------------------------------------------------------------------
 read -r WORKER_PORT CLIENT_PORT < <(free_ports 2)
@@ -127,6 +132,9 @@ EOF
 # the worker's device dictionary from rig.json; the password only into a 0600 file
 (umask 077 && python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["nodes"][0]["password"])' \
     "$RIG_JSON" >"$DEMO/bmc.password")
+# a named job secret ({{secret:demo-token}} in a job), resolved by the worker only
+(umask 077 && mkdir -p "$DEMO/secrets" && python3 -c 'import secrets; print(secrets.token_hex(12))' \
+    >"$DEMO/secrets/demo-token")
 python3 - "$RIG_JSON" "$DEMO" "$WORKER_PORT" >"$DEMO/worker.yaml" <<'EOF'
 import json, sys
 rig, demo, port = json.load(open(sys.argv[1])), sys.argv[2], sys.argv[3]
@@ -135,9 +143,12 @@ print(f"""worker: rack01
 rack: demo-rack
 master: tcp://127.0.0.1:{port}
 master_public_key: {q(demo + '/keys/master')}
-secret_key: {q(demo + '/keys/worker_secret')}
+secret_key: {q(demo + '/keys/rack01_secret')}
 tftp_root: {q(demo + '/tftp')}
 spool_dir: {q(demo + '/spool')}
+secrets_dir: {q(demo + '/secrets')}
+file_roots: [{q(demo + '/artifacts')}]
+max_download: 64MiB
 device_types:
   highbank:
     prompts: ["# "]
@@ -153,7 +164,9 @@ EOF
 printf '%s\n' "rackrun demo kernel (not a real zImage)" >"$DEMO/artifacts/vmlinuz"
 printf '%s\n' "rackrun demo initrd (not a real cpio)" >"$DEMO/artifacts/initrd.img"
 printf '%s\n' "rackrun demo device tree (not a real dtb)" >"$DEMO/artifacts/highbank.dtb"
-sed "s|/tmp/rackrun-demo/artifacts|$DEMO/artifacts|g" "$SRC/deploy/examples/smoke.yaml" >"$DEMO/smoke.yaml"
+# JOB=FILE runs another job instead (its artifact URLs rewritten the same way)
+sed "s|/tmp/rackrun-demo/artifacts|$DEMO/artifacts|g" "${JOB:-$SRC/deploy/examples/smoke.yaml}" \
+    >"$DEMO/smoke.yaml"
 
 # ---- master and worker ------------------------------------------------------------------
 "$MASTER_BIN" --config "$DEMO/master.yaml" 2>"$DEMO/master.log" {RIG_IN}>&- &

@@ -1,29 +1,46 @@
-/* auth.c: the master's ZAP handler, answering libzmq on the master's zloop.
+/* auth.c: the master's ZAP handler and key allow-lists, on the master's zloop.
  *
  * czmq's zauth actor would do this on its own thread, but it has one CURVE
  * allow-list for every socket; rackrun needs one per ZAP domain (workers and
- * clients are authorised separately), so the master answers ZAP itself.
- * The allow-lists are not zcertstore either: zcertstore_insert asserts (the
- * process aborts) when two files in the directory hold the same key, a plain
- * operator mistake ("cp w1 w1.bak"). So each list is a table of Z85 keys read
- * with zcert_load from the directory, re-read when the directory changes
- * (the same modified/count/size test zcertstore uses), duplicates ignored.
+ * clients are authorised separately) and per-key identity (worker name,
+ * client role), so the master answers ZAP itself. The allow-lists are not
+ * zcertstore either: zcertstore_insert asserts (the process aborts) when two
+ * files in the directory hold the same key, a plain operator mistake
+ * ("cp w1 w1.bak"). So each list is a table of Z85 keys read with zcert_load,
+ * duplicates ignored (the first file by name wins).
+ *
+ * Reloading: inotify on both directories (a change is seen before the next
+ * ZAP request is answered: the handler drains the inotify fd first), SIGHUP,
+ * and a full re-read every RR_AUTH_RELOAD_MS as a safety net. A reload builds
+ * a new table and swaps it in whole: a half-written directory never leaves a
+ * list half-empty for longer than the next event.
  */
 #include <czmq.h>
+#include <signal.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 
 #include "auth.h"
 #include "common.h"
+#include "proto.h"
 
 #define ZAP_ENDPOINT "inproc://zeromq.zap.01"
+#define TICK_MS 1000
+#define WATCH_MASK (IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_CLOSE_WRITE \
+                    | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF)
+
+/* One allowed key. */
+typedef struct {
+    char *file;                 /* the certificate it came from */
+    char *name;                 /* metadata "name", else the file's base name */
+    rr_role_t role;
+} rr_keyinfo_t;
 
 /* One allow-list directory. */
 typedef struct {
+    const char *domain;
     char *dir;
-    zhashx_t *keys;             /* Z85 public key -> file name it came from */
-    time_t modified;            /* of the directory as last read */
-    size_t count;
-    off_t cursize;
+    zhashx_t *keys;             /* Z85 public key -> rr_keyinfo_t */
 } rr_allowlist_t;
 
 struct _rr_auth_t {
@@ -31,8 +48,41 @@ struct _rr_auth_t {
     zsock_t *handler;           /* REP bound to ZAP_ENDPOINT */
     rr_allowlist_t *workers;
     rr_allowlist_t *clients;
+    int inotify_fd;             /* -1 when inotify is unavailable: timer only */
+    zmq_pollitem_t inotify_item;
+    int timer;
+    uint64_t last_reload;       /* mono ms */
     size_t refused;
 };
+
+static volatile sig_atomic_t s_hangup;
+
+static void s_on_sighup(int signum)
+{
+    (void) signum;
+    s_hangup = 1;
+}
+
+/* ---- allow-lists ---- */
+
+static void s_keyinfo_destroy(void **item)
+{
+    rr_keyinfo_t *info = *item;
+    if (!info)
+        return;
+    free(info->file);
+    free(info->name);
+    free(info);
+    *item = NULL;
+}
+
+static zhashx_t *s_keytable_new(void)
+{
+    zhashx_t *keys = zhashx_new();
+    if (keys)
+        zhashx_set_destructor(keys, s_keyinfo_destroy);
+    return keys;
+}
 
 static void s_allowlist_destroy(rr_allowlist_t **self_p)
 {
@@ -44,25 +94,16 @@ static void s_allowlist_destroy(rr_allowlist_t **self_p)
     *self_p = NULL;
 }
 
-static void s_free_name(void **item)
-{
-    free(*item);
-    *item = NULL;
-}
-
-static rr_allowlist_t *s_allowlist_new(const char *dir)
+static rr_allowlist_t *s_allowlist_new(const char *domain, const char *dir)
 {
     rr_allowlist_t *self = calloc(1, sizeof *self);
     if (!self)
         return NULL;
+    self->domain = domain;
     self->dir = strdup(dir);
-    self->keys = zhashx_new();
-    if (!self->dir || !self->keys) {
+    self->keys = s_keytable_new();
+    if (!self->dir || !self->keys)
         s_allowlist_destroy(&self);
-        return NULL;
-    }
-    zhashx_set_destructor(self->keys, s_free_name);
-    self->modified = -1;                /* never read: the first lookup reads it */
     return self;
 }
 
@@ -72,8 +113,34 @@ static bool s_ends_with(const char *text, const char *suffix)
     return n >= m && streq(text + n - m, suffix);
 }
 
-/* Add the public key of the certificate file FILE (not a cert: ignored). */
-static void s_allowlist_add(rr_allowlist_t *self, zfile_t *file)
+/* Who CERT (loaded from PATH) says the key is; NULL for an unusable role. */
+static rr_keyinfo_t *s_keyinfo_new(rr_allowlist_t *self, zcert_t *cert, const char *path)
+{
+    const char *role_text = zcert_meta(cert, "role");
+    rr_role_t role = RR_ROLE_DEFAULT;
+    if (role_text && streq(self->domain, RR_AUTH_DOMAIN_CLIENTS)
+        && rr_role_parse(role_text, &role) != 0) {
+        rr_warn("auth: %s: role '%s' is not read, submit or admin: key ignored", path, role_text);
+        return NULL;
+    }
+    const char *name = zcert_meta(cert, "name");
+    const char *base = strrchr(path, '/');
+    rr_keyinfo_t *info = calloc(1, sizeof *info);
+    if (!info)
+        return NULL;
+    info->file = strdup(path);
+    info->name = strdup(name && *name ? name : base ? base + 1 : path);
+    info->role = role;
+    if (!info->file || !info->name) {
+        void *item = info;
+        s_keyinfo_destroy(&item);
+        return NULL;
+    }
+    return info;
+}
+
+/* Add the public key of the certificate file FILE to KEYS (not a cert: ignored). */
+static void s_allowlist_add(rr_allowlist_t *self, zhashx_t *keys, zfile_t *file)
 {
     const char *path = zfile_filename(file, NULL);
     if (!zfile_is_regular(file) || s_ends_with(path, "_secret"))
@@ -81,44 +148,104 @@ static void s_allowlist_add(rr_allowlist_t *self, zfile_t *file)
     zcert_t *cert = zcert_load(path);
     if (!cert)
         return;
-    char *name = strdup(path);
-    if (name && zhashx_insert(self->keys, zcert_public_txt(cert), name) != 0) {
-        rr_debug("auth: %s: same key as %s, ignored", path,
-                 (char *) zhashx_lookup(self->keys, zcert_public_txt(cert)));
-        free(name);
+    rr_keyinfo_t *info = s_keyinfo_new(self, cert, path);
+    if (info && zhashx_insert(keys, zcert_public_txt(cert), info) != 0) {
+        rr_keyinfo_t *first = zhashx_lookup(keys, zcert_public_txt(cert));
+        rr_debug("auth: %s: same key as %s, ignored", path, first->file);
+        void *item = info;
+        s_keyinfo_destroy(&item);
     }
     zcert_destroy(&cert);
 }
 
-/* Re-read the directory when it changed since the last look. */
-static void s_allowlist_refresh(rr_allowlist_t *self)
+/* Log the keys of OLD that NEW no longer has: their sessions end. */
+static void s_log_removed(rr_allowlist_t *self, zhashx_t *old, zhashx_t *new)
 {
-    zdir_t *dir = zdir_new(self->dir, NULL);
-    if (!dir) {
-        zhashx_purge(self->keys);       /* directory gone: nobody is allowed */
-        self->modified = -1;
-        return;
+    for (rr_keyinfo_t *info = zhashx_first(old); info; info = zhashx_next(old)) {
+        const char *key = zhashx_cursor(old);
+        if (!zhashx_lookup(new, key))
+            rr_info("auth: %s key %s (%s, %s) removed: refused from now on, open sessions "
+                    "dropped", self->domain, key, info->name, info->file);
     }
-    if (zdir_modified(dir) != self->modified || zdir_count(dir) != self->count
-        || zdir_cursize(dir) != self->cursize) {
-        zhashx_purge(self->keys);
-        zfile_t **files = zdir_flatten(dir);
-        for (size_t i = 0; files && files[i]; i++)
-            s_allowlist_add(self, files[i]);
-        zdir_flatten_free(&files);
-        self->modified = zdir_modified(dir);
-        self->count = zdir_count(dir);
-        self->cursize = zdir_cursize(dir);
-    }
-    zdir_destroy(&dir);
 }
 
-/* The file KEY was allowed by, or NULL. */
-static const char *s_allowlist_lookup(rr_allowlist_t *self, const char *key)
+/* Read the directory into a new table and swap it in. */
+static void s_allowlist_reload(rr_allowlist_t *self)
 {
-    s_allowlist_refresh(self);
-    return zhashx_lookup(self->keys, key);
+    zhashx_t *keys = s_keytable_new();
+    if (!keys)
+        return;                         /* keep the old table: better than none */
+    zdir_t *dir = zdir_new(self->dir, NULL);
+    if (dir) {
+        zfile_t **files = zdir_flatten(dir);
+        for (size_t i = 0; files && files[i]; i++)
+            s_allowlist_add(self, keys, files[i]);
+        zdir_flatten_free(&files);
+        zdir_destroy(&dir);
+    }
+    else
+        rr_warn("auth: %s keys directory %s is gone: every %s key is refused", self->domain,
+                self->dir, self->domain);
+    s_log_removed(self, self->keys, keys);
+    if (zhashx_size(keys) != zhashx_size(self->keys))
+        rr_info("auth: %s: %zu keys allowed (from %s)", self->domain, zhashx_size(keys),
+                self->dir);
+    zhashx_destroy(&self->keys);
+    self->keys = keys;
 }
+
+/* ---- reloading ---- */
+
+static void s_watch(rr_auth_t *self)
+{
+    if (self->inotify_fd < 0)
+        return;
+    /* Again on every reload: a directory that was replaced needs a new watch. */
+    inotify_add_watch(self->inotify_fd, self->workers->dir, WATCH_MASK);
+    inotify_add_watch(self->inotify_fd, self->clients->dir, WATCH_MASK);
+}
+
+void rr_auth_reload(rr_auth_t *self)
+{
+    s_allowlist_reload(self->workers);
+    s_allowlist_reload(self->clients);
+    s_watch(self);
+    self->last_reload = rr_mono_ms();
+}
+
+/* Read what inotify queued; reload when it said anything. */
+static void s_drain_inotify(rr_auth_t *self)
+{
+    if (self->inotify_fd < 0)
+        return;
+    char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+    bool changed = false;
+    while (read(self->inotify_fd, buf, sizeof buf) > 0)
+        changed = true;
+    if (changed)
+        rr_auth_reload(self);
+}
+
+static int s_on_inotify(zloop_t *loop, zmq_pollitem_t *item, void *arg)
+{
+    s_drain_inotify(arg);
+    return 0;
+}
+
+static int s_on_tick(zloop_t *loop, int timer_id, void *arg)
+{
+    rr_auth_t *self = arg;
+    if (s_hangup) {
+        s_hangup = 0;
+        rr_info("auth: SIGHUP: re-reading the keys directories");
+        rr_auth_reload(self);
+    }
+    else if (rr_mono_ms() - self->last_reload >= RR_AUTH_RELOAD_MS)
+        rr_auth_reload(self);
+    return 0;
+}
+
+/* ---- ZAP ---- */
 
 static bool s_is_dir(const char *path)
 {
@@ -129,11 +256,19 @@ static bool s_is_dir(const char *path)
 /* Which allow-list DOMAIN names, or NULL. */
 static rr_allowlist_t *s_list_for(rr_auth_t *self, const char *domain)
 {
+    if (!domain)
+        return NULL;
     if (streq(domain, RR_AUTH_DOMAIN_WORKERS))
         return self->workers;
     if (streq(domain, RR_AUTH_DOMAIN_CLIENTS))
         return self->clients;
     return NULL;
+}
+
+bool rr_auth_key_allowed(rr_auth_t *self, const char *domain, const char *key)
+{
+    rr_allowlist_t *list = s_list_for(self, domain);
+    return list && key && zhashx_lookup(list->keys, key) != NULL;
 }
 
 /* Decide one request; *KEY gets the client's Z85 public key for the log. */
@@ -149,19 +284,18 @@ static bool s_allowed(rr_auth_t *self, const char *domain, const char *mechanism
         return false;
     }
     zmq_z85_encode(key, zframe_data(credentials), 32);
-    rr_allowlist_t *list = s_list_for(self, domain);
-    if (!list) {
+    if (!s_list_for(self, domain)) {
         *why = "unknown ZAP domain";
         return false;
     }
-    if (!s_allowlist_lookup(list, key)) {
+    if (!rr_auth_key_allowed(self, domain, key)) {
         *why = "key not in the allow-list";
         return false;
     }
     return true;
 }
 
-/* Answer a request; takes *REQUEST_ID. */
+/* Answer a request; takes *REQUEST_ID. The User-Id is the key (rr_auth_peer). */
 static void s_reply(rr_auth_t *self, zframe_t **request_id, bool ok, const char *text,
                     const char *user)
 {
@@ -182,6 +316,7 @@ static int s_on_request(zloop_t *loop, zsock_t *sock, void *arg)
     zmsg_t *request = zmsg_recv(sock);
     if (!request)
         return 0;                           /* interrupted */
+    s_drain_inotify(self);                  /* a key added a moment ago counts */
     char *version = zmsg_popstr(request);
     zframe_t *request_id = zmsg_pop(request);
     char *domain = zmsg_popstr(request);
@@ -214,6 +349,57 @@ static int s_on_request(zloop_t *loop, zsock_t *sock, void *arg)
     return 0;
 }
 
+/* Metadata PROPERTY of the message whose routing id is FRAME. */
+static const char *s_frame_meta(zframe_t *frame, const char *property)
+{
+    const char *value = frame ? zframe_meta(frame, property) : NULL;
+    return value ? value : proto_recv_meta(property);
+}
+
+int rr_auth_peer(rr_auth_t *self, zframe_t *frame, const char *domain, rr_auth_peer_t *peer)
+{
+    memset(peer, 0, sizeof *peer);
+    const char *key = s_frame_meta(frame, "User-Id");
+    const char *address = s_frame_meta(frame, "Peer-Address");
+    snprintf(peer->key, sizeof peer->key, "%s", key && *key ? key : "-");
+    snprintf(peer->address, sizeof peer->address, "%s", address ? address : "?");
+    rr_allowlist_t *list = s_list_for(self, domain);
+    rr_keyinfo_t *info = list && key ? zhashx_lookup(list->keys, key) : NULL;
+    if (!info)
+        return -1;
+    snprintf(peer->name, sizeof peer->name, "%s", info->name);
+    peer->role = info->role;
+    return 0;
+}
+
+/* ---- life cycle ---- */
+
+/* inotify and the reload timer; without inotify the timer alone reloads. */
+static int s_start_watching(rr_auth_t *self, char *err, size_t errlen)
+{
+    self->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (self->inotify_fd < 0)
+        rr_warn("auth: inotify: %s; keys directories are re-read every %d ms and on SIGHUP",
+                strerror(errno), RR_AUTH_RELOAD_MS);
+    else {
+        self->inotify_item = (zmq_pollitem_t) { .fd = self->inotify_fd, .events = ZMQ_POLLIN };
+        if (zloop_poller(self->loop, &self->inotify_item, s_on_inotify, self) != 0) {
+            snprintf(err, errlen, "CURVE: cannot watch the keys directories");
+            return -1;
+        }
+    }
+    self->timer = zloop_timer(self->loop, TICK_MS, 0, s_on_tick, self);
+    if (self->timer < 0) {
+        snprintf(err, errlen, "CURVE: cannot create the keys reload timer");
+        return -1;
+    }
+    struct sigaction action = { .sa_handler = s_on_sighup };
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = SA_RESTART;
+    sigaction(SIGHUP, &action, NULL);
+    return 0;
+}
+
 rr_auth_t *rr_auth_new(zloop_t *loop, const char *worker_keys_dir, const char *client_keys_dir,
                        char *err, size_t errlen)
 {
@@ -224,16 +410,20 @@ rr_auth_t *rr_auth_new(zloop_t *loop, const char *worker_keys_dir, const char *c
         return NULL;
     }
     rr_auth_t *self = calloc(1, sizeof *self);
-    if (!self)
-        goto nomem;
+    if (!self) {
+        snprintf(err, errlen, "CURVE: out of memory");
+        return NULL;
+    }
     self->loop = loop;
-    self->workers = s_allowlist_new(worker_keys_dir);
-    self->clients = s_allowlist_new(client_keys_dir);
-    if (!self->workers || !self->clients)
-        goto nomem_self;
+    self->inotify_fd = -1;
+    self->timer = -1;
+    self->workers = s_allowlist_new(RR_AUTH_DOMAIN_WORKERS, worker_keys_dir);
+    self->clients = s_allowlist_new(RR_AUTH_DOMAIN_CLIENTS, client_keys_dir);
     self->handler = zsock_new(ZMQ_REP);
-    if (!self->handler)
-        goto nomem_self;
+    if (!self->workers || !self->clients || !self->handler) {
+        snprintf(err, errlen, "CURVE: out of memory");
+        goto fail;
+    }
     if (zsock_bind(self->handler, ZAP_ENDPOINT) != 0) {
         snprintf(err, errlen, "CURVE: bind %s: %s (another ZAP handler in this process?)",
                  ZAP_ENDPOINT, zmq_strerror(zmq_errno()));
@@ -243,15 +433,13 @@ rr_auth_t *rr_auth_new(zloop_t *loop, const char *worker_keys_dir, const char *c
         snprintf(err, errlen, "CURVE: cannot register the ZAP handler");
         goto fail;
     }
+    if (s_start_watching(self, err, errlen) != 0)
+        goto fail;
+    rr_auth_reload(self);
     return self;
 
-nomem_self:
-    snprintf(err, errlen, "CURVE: out of memory");
 fail:
     rr_auth_destroy(&self);
-    return NULL;
-nomem:
-    snprintf(err, errlen, "CURVE: out of memory");
     return NULL;
 }
 
@@ -260,6 +448,12 @@ void rr_auth_destroy(rr_auth_t **self_p)
     if (!self_p || !*self_p)
         return;
     rr_auth_t *self = *self_p;
+    if (self->timer >= 0)
+        zloop_timer_end(self->loop, self->timer);
+    if (self->inotify_fd >= 0) {
+        zloop_poller_end(self->loop, &self->inotify_item);
+        close(self->inotify_fd);
+    }
     if (self->handler) {
         zloop_reader_end(self->loop, self->handler);
         zsock_destroy(&self->handler);

@@ -33,10 +33,72 @@ static void s_send_ok(rr_master_t *self, zframe_t *rid, const char *text)
     rr_master_send(self, self->client_sock, rid, &msg);
 }
 
+/* The configured job size limit (max_job_yaml): refused before parsing. */
+static bool s_submit_too_big(rr_master_t *self, zframe_t *rid, const proto_submit_t *req)
+{
+    uint64_t limit = self->config->max_job_yaml_bytes ? self->config->max_job_yaml_bytes
+                                                      : RR_MAX_JOB_YAML_DEFAULT;
+    size_t len = strlen(req->yaml);
+    if (len <= limit)
+        return false;
+    rr_info("submit refused: job definition of %zu bytes > max_job_yaml %" PRIu64, len, limit);
+    rr_master_send_error(self, self->client_sock, rid, "too_big", "yaml", 0,
+                         "job definition is %zu bytes, larger than the master's limit of %"
+                         PRIu64 " bytes (max_job_yaml)", len, limit);
+    return true;
+}
+
+/* Append TYPE to the ", "-separated list OFFERED unless it is there already. */
+static void s_add_type(char *offered, size_t len, const char *type)
+{
+    size_t at = strlen(offered), n = strlen(type);
+    for (const char *p = offered; (p = strstr(p, type)); p += n)
+        if ((p == offered || p[-1] == ' ') && (p[n] == ',' || p[n] == '\0'))
+            return;
+    snprintf(offered + at, len - at, "%s%s", at ? ", " : "", type);
+}
+
+/* A job that no device can ever take is refused at submit, naming the types
+ * that are offered: the master knows every device type of every worker that
+ * ever said HELLO (any state but retired: a lost worker comes back). A master
+ * that knows no device at all yet (a fresh install, workers still starting)
+ * cannot tell a typo from a rack not yet connected, so it queues the job.
+ * Returns true when the job was refused (the reply is sent). */
+static bool s_submit_type_unknown(rr_master_t *self, zframe_t *rid, const proto_jobdef_t *def)
+{
+    proto_deviceinfo_t *devices = NULL;
+    size_t count = 0, known = 0;
+    int rc = rr_store_devices_list(self->store, NULL, &devices, &count);
+    if (rc != RR_STORE_OK) {
+        s_store_failed(self, rid, rc, "submit", NULL, 0);
+        return true;
+    }
+    char offered[512] = "";
+    bool found = false;
+    for (size_t i = 0; i < count && !found; i++) {
+        if (streq(devices[i].state, RR_DEVICE_RETIRED))
+            continue;
+        known++;
+        found = streq(devices[i].type, def->device_type);
+        s_add_type(offered, sizeof offered, devices[i].type);
+    }
+    rr_store_deviceinfos_free(&devices, count);
+    if (found || known == 0)
+        return false;
+    rr_master_send_error(self, self->client_sock, rid, "invalid", "device_type", 0,
+                         "device_type '%s': no worker offers this device type (offered: %s)",
+                         def->device_type, offered);
+    rr_info("submit refused: device_type '%s': no worker offers it (offered: %s)",
+            def->device_type, offered);
+    return true;
+}
+
 static void s_on_submit(rr_master_t *self, zframe_t *rid, const proto_submit_t *req)
 {
     proto_jobdef_t *def = NULL;
     rr_jobyaml_error_t yerr = { 0 };
+    if (s_submit_too_big(self, rid, req))
+        return;
     if (rr_jobyaml_parse(req->yaml, strlen(req->yaml), &def, &yerr) != 0) {
         proto_msg_t msg = { 0 };
         if (proto_error_msg(&msg, "invalid", yerr.path[0] ? yerr.path : NULL, "%s",
@@ -47,6 +109,10 @@ static void s_on_submit(rr_master_t *self, zframe_t *rid, const proto_submit_t *
         }
         proto_msg_free(&msg);
         rr_info("submit refused: %s", yerr.text);
+        return;
+    }
+    if (s_submit_type_unknown(self, rid, def)) {
+        proto_jobdef_destroy(&def);
         return;
     }
     uint64_t id = 0;
@@ -174,8 +240,37 @@ static void s_on_device_set(rr_master_t *self, zframe_t *rid, const proto_device
         rr_master_schedule(self);
 }
 
+/* CURVE: the sender's key must still be allowed and its role enough (roles.h). */
+static bool s_client_may(rr_master_t *self, zframe_t *rid, const proto_msg_t *msg)
+{
+    rr_auth_peer_t who;
+    rr_role_t needed = rr_role_needed(msg->type);
+    if (!self->auth || needed == RR_ROLE_NONE)
+        return true;                        /* insecure, or answered "bad_message" below */
+    if (rr_auth_peer(self->auth, rid, RR_AUTH_DOMAIN_CLIENTS, &who) != 0) {
+        rr_warn("auth: refused '%s' from client key %s at %s: key not in the client allow-list",
+                proto_type_name(msg->type), who.key, who.address);
+        rr_master_send_error(self, self->client_sock, rid, "denied", NULL, 0,
+                             "this client key is not (or no longer) allowed");
+        return false;
+    }
+    if (rr_role_allows(who.role, needed))
+        return true;
+    rr_warn("auth: refused '%s' from client %s (key %s at %s): role %s, needs %s",
+            proto_type_name(msg->type), who.name, who.key, who.address, rr_role_name(who.role),
+            rr_role_name(needed));
+    rr_master_send_error(self, self->client_sock, rid, "denied", "t", 0,
+                         "'%s' needs a client key with role %s%s; key '%s' has role %s",
+                         proto_type_name(msg->type), rr_role_name(needed),
+                         needed == RR_ROLE_ADMIN ? "" : " or admin", who.name,
+                         rr_role_name(who.role));
+    return false;
+}
+
 void rr_clients_on_message(rr_master_t *self, zframe_t *rid, proto_msg_t *msg)
 {
+    if (!s_client_may(self, rid, msg))
+        return;
     switch (msg->type) {
     case PROTO_MSG_SUBMIT:     s_on_submit(self, rid, &msg->u.submit); break;
     case PROTO_MSG_JOBS:       s_on_jobs(self, rid, &msg->u.jobs); break;

@@ -25,12 +25,13 @@
 #define MAX_TIMEOUT_S             (7u * 24u * 3600u)   /* a week: anything longer is a typo */
 #define PATH_MAX_LEN              128
 
+typedef const rr_yaml_node_t node_t;
+
 typedef struct {
     const rr_yaml_doc_t *doc;
     rr_jobyaml_error_t *err;
+    node_t *secrets;        /* the job's `secrets:` list, NULL = none */
 } walk_t;
-
-typedef const rr_yaml_node_t node_t;
 
 /* ---- errors ---- */
 
@@ -192,9 +193,25 @@ static node_t *need_key(walk_t *w, node_t *map, const char *path, const char *ke
 
 /* ---- artifacts ---- */
 
+/* A file URL names an absolute local path with no "..", "." or %-escapes: the
+ * worker still confines it beneath its file_roots, this only says so early. */
+static int check_file_url(walk_t *w, node_t *node, const char *path, const char *url)
+{
+    const char *p = url + strlen("file://");
+    if (*p != '/')
+        return fail(w, node, path, "'%s': a file URL must be file:///absolute/path", url);
+    if (strchr(p, '%') || strstr(p, "/../") || strstr(p, "/./") || strstr(p, "//")
+        || (strlen(p) >= 3 && strcmp(p + strlen(p) - 3, "/..") == 0))
+        return fail(w, node, path, "'%s': a file URL must not contain '..', '.', '//' or "
+                    "%%-escapes", url);
+    return 0;
+}
+
 static int check_url(walk_t *w, node_t *node, const char *path, const char *url)
 {
     static const char *const schemes[] = { "http://", "https://", "file://", NULL };
+    if (strncmp(url, "file://", 7) == 0 && url[7] != '\0')
+        return check_file_url(w, node, path, url);
     for (const char *const *s = schemes; *s; s++)
         if (strncmp(url, *s, strlen(*s)) == 0 && url[strlen(*s)] != '\0')
             return 0;
@@ -338,6 +355,53 @@ static int parse_boot(walk_t *w, node_t *node, const char *path, proto_action_t 
     return 0;
 }
 
+static bool secret_listed(const walk_t *w, const char *name, size_t len)
+{
+    for (size_t i = 0; w->secrets && i < rr_yaml_count(w->secrets); i++) {
+        const char *listed = rr_yaml_scalar(rr_yaml_item(w->secrets, i));
+        if (listed && strlen(listed) == len && strncmp(listed, name, len) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Each {{secret:NAME}} in RUN names a secret the job lists: the worker
+ * resolves it from its own store (the value never passes the master). */
+static int check_secret_refs(walk_t *w, node_t *node, const char *path, const char *run)
+{
+    static const char open[] = "{{secret:";
+    for (const char *ref = strstr(run, open); ref; ref = strstr(ref + 1, open)) {
+        const char *name = ref + strlen(open), *close = strstr(name, "}}");
+        if (!close)
+            return fail(w, node, path, "unterminated secret reference '%.40s' (expected "
+                        "{{secret:NAME}})", ref);
+        int len = (int) (close - name);
+        if (!secret_listed(w, name, (size_t) len))
+            return fail(w, node, path, "secret '%.*s' is not listed in the job's secrets",
+                        len > 64 ? 64 : len, name);
+    }
+    return 0;
+}
+
+static int parse_secrets(walk_t *w, node_t *node)
+{
+    char sub[PATH_MAX_LEN];
+    if (rr_yaml_kind(node) != RR_YAML_LIST)
+        return fail(w, node, "secrets", "must be a list of secret names, not %s",
+                    kind_name(node));
+    for (size_t i = 0; i < rr_yaml_count(node); i++) {
+        node_t *item = rr_yaml_item(node, i);
+        const char *name = rr_yaml_scalar(item);
+        if (!name)
+            return fail(w, item, path_index(sub, "secrets", i), "must be a name, not %s",
+                        kind_name(item));
+        if (check_name(w, item, path_index(sub, "secrets", i), name))
+            return -1;
+    }
+    w->secrets = node;
+    return 0;
+}
+
 /* Step names become result names: unique within the job's test action. */
 static int parse_step(walk_t *w, node_t *node, const char *path, proto_step_t *step,
                       const proto_step_t *before, size_t before_count)
@@ -354,7 +418,8 @@ static int parse_step(walk_t *w, node_t *node, const char *path, proto_step_t *s
         if (strcmp(before[i].name, step->name) == 0)
             return fail(w, name, sub, "duplicate step name '%s'", step->name);
     node_t *run = need_key(w, node, path, "run");
-    if (!run || dup_text(w, run, path_key(sub, path, "run"), &step->run))
+    if (!run || dup_text(w, run, path_key(sub, path, "run"), &step->run)
+        || check_secret_refs(w, run, sub, step->run))
         return -1;
     node_t *timeout = rr_yaml_get(node, "timeout");
     if (timeout && parse_duration_s(w, timeout, path_key(sub, path, "timeout"),
@@ -537,7 +602,7 @@ static int cmp_tag(const void *a, const void *b)
 static int parse_job(walk_t *w, node_t *root, proto_jobdef_t *def)
 {
     static const char *const keys[] = { "job_name", "device_type", "priority", "tags",
-                                        "timeouts", "actions", NULL };
+                                        "timeouts", "secrets", "actions", NULL };
     if (check_map(w, root, "", keys))
         return -1;
     node_t *name = need_key(w, root, "", "job_name");
@@ -561,6 +626,8 @@ static int parse_job(walk_t *w, node_t *root, proto_jobdef_t *def)
     if (def->tags_count > 1)
         qsort(def->tags, def->tags_count, sizeof *def->tags, cmp_tag);
     if ((node = rr_yaml_get(root, "timeouts")) && parse_timeouts(w, node, def))
+        return -1;
+    if ((node = rr_yaml_get(root, "secrets")) && parse_secrets(w, node))
         return -1;
     return parse_actions(w, actions, def);
 }

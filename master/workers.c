@@ -14,6 +14,8 @@ typedef struct {
     char *name;
     zframe_t *rid;          /* NULL until HELLO (restored after a master restart) */
     char *rid_key;          /* hex of rid: key in by_rid */
+    char key[41];           /* CURVE key that said HELLO ("" when insecure) */
+    uint64_t own_job;       /* last job checked to be this worker's (cache) */
     bool lost;
     uint64_t last_seen;     /* mono ms of its last message */
     uint64_t lost_at;       /* mono ms when it was declared lost */
@@ -117,6 +119,24 @@ static rr_session_t *s_session_of(rr_master_t *self, zframe_t *rid)
     return session && !session->lost ? session : NULL;
 }
 
+static void s_declare_lost(rr_master_t *self, rr_session_t *session, uint64_t now);
+
+/* The session's key was removed from the allow-list: forget its connection
+ * and treat the worker as lost (its jobs get the usual grace: a worker whose
+ * key comes back says HELLO again and resumes them). */
+static void s_drop_revoked(rr_master_t *self, rr_session_t *session, uint64_t now)
+{
+    rr_warn("worker %s: key %s removed from the allow-list: session dropped", session->name,
+            session->key);
+    if (session->rid_key)
+        zhashx_delete(self->sessions->by_rid, session->rid_key);
+    free(session->rid_key);
+    session->rid_key = NULL;
+    zframe_destroy(&session->rid);
+    if (!session->lost)
+        s_declare_lost(self, session, now);
+}
+
 zframe_t *rr_workers_route(rr_master_t *self, const char *worker)
 {
     rr_session_t *session = zhashx_lookup(self->sessions->by_name, worker);
@@ -185,6 +205,24 @@ static bool s_reconcile_active(rr_master_t *self, const char *worker, const prot
     return ended;
 }
 
+/* A job HELLO lists that the master already ended (e.g. "worker lost" after
+ * the grace): the worker must stop it and free the node. Its record keeps
+ * the master's outcome; what the worker still sends is stored, not lost. */
+static void s_cancel_ended(rr_master_t *self, const char *worker, const proto_hello_t *hello)
+{
+    for (size_t i = 0; i < hello->jobs_count; i++) {
+        proto_jobinfo_t info = { 0 };
+        if (rr_store_job_get(self->store, hello->jobs[i].job, &info) != RR_STORE_OK)
+            continue;
+        if (streq(info.state, RR_JOB_FINISHED) && info.worker && streq(info.worker, worker)) {
+            rr_info("job %" PRIu64 ": worker %s still runs it, but it ended (%s): canceling "
+                    "it there", hello->jobs[i].job, worker, info.reason ? info.reason : "");
+            rr_dispatch_cancel(self, hello->jobs[i].job, worker);
+        }
+        rr_store_jobinfo_clear(&info);
+    }
+}
+
 /* WELCOME's job list: for each job HELLO lists that the master knows, its acked seq. */
 static proto_jobseq_t *s_welcome_jobs(rr_master_t *self, const proto_hello_t *hello, size_t *n)
 {
@@ -222,10 +260,27 @@ static void s_send_welcome(rr_master_t *self, zframe_t *rid, const proto_hello_t
     proto_msg_free(&msg);
 }
 
-static void s_on_hello(rr_master_t *self, zframe_t *rid, const proto_hello_t *hello)
+/* A worker key speaks for one worker: the name its certificate gives (auth.h). */
+static bool s_hello_key_matches(rr_master_t *self, zframe_t *rid, const proto_hello_t *hello,
+                                const rr_auth_peer_t *who)
+{
+    if (!self->auth || streq(who->name, hello->worker))
+        return true;
+    rr_warn("auth: refused HELLO as worker '%s' from key %s at %s: that key belongs to "
+            "worker '%s'", hello->worker, who->key, who->address, who->name);
+    rr_master_send_error(self, self->worker_sock, rid, "denied", "wrk", 0,
+                         "this key may only speak for worker '%s', not '%s'", who->name,
+                         hello->worker);
+    return false;
+}
+
+static void s_on_hello(rr_master_t *self, zframe_t *rid, const proto_hello_t *hello,
+                       const rr_auth_peer_t *who)
 {
     char peer[64];
     rr_peer_name(rid, peer, sizeof peer);
+    if (!s_hello_key_matches(self, rid, hello, who))
+        return;
     if (!s_versions_overlap(hello)) {
         rr_warn("worker %s (%s): protocol mismatch: worker speaks %u..%u, master %u..%u",
                 hello->worker, peer, hello->proto_min, hello->proto_max, PROTO_VERSION_MIN,
@@ -251,9 +306,11 @@ static void s_on_hello(rr_master_t *self, zframe_t *rid, const proto_hello_t *he
         rr_master_send_error(self, self->worker_sock, rid, "internal", NULL, 0, "out of memory");
         return;
     }
+    snprintf(session->key, sizeof session->key, "%s", self->auth ? who->key : "");
     rr_info("worker %s (%s): online, version %s, %zu devices, %zu jobs", hello->worker, peer,
             hello->version, hello->devices_count, hello->jobs_count);
     s_reconcile_active(self, hello->worker, hello);
+    s_cancel_ended(self, hello->worker, hello);
     s_send_welcome(self, rid, hello);
     rr_dispatch_flush(self, hello->worker, true, rr_mono_ms());
     rr_master_schedule(self);
@@ -359,10 +416,52 @@ static void s_on_ack(rr_master_t *self, rr_session_t *session, zframe_t *rid,
                              "ack: nothing to acknowledge of '%s'", ack->of);
 }
 
+/* The key of RID is no longer allowed: nothing it sends is taken, its session ends. */
+static void s_refuse_revoked(rr_master_t *self, zframe_t *rid, const proto_msg_t *msg,
+                             const rr_auth_peer_t *who)
+{
+    rr_warn("auth: refused '%s' from worker key %s at %s: key not in the worker allow-list",
+            proto_type_name(msg->type), who->key, who->address);
+    rr_session_t *session = s_session_of(self, rid);
+    if (session)
+        s_drop_revoked(self, session, rr_mono_ms());
+    if (msg->type != PROTO_MSG_ERROR)
+        rr_master_send_error(self, self->worker_sock, rid, "denied", NULL, 0,
+                             "this worker key is not (or no longer) allowed");
+}
+
+/* A worker speaks only for its own jobs: JOB of another worker is refused
+ * (a job the store does not know is left to the handler's own checks). */
+static bool s_job_is_ours(rr_master_t *self, rr_session_t *session, zframe_t *rid,
+                          const proto_msg_t *msg, uint64_t job)
+{
+    if (job && job == session->own_job)
+        return true;
+    proto_jobinfo_t info = { 0 };
+    int rc = rr_store_job_get(self->store, job, &info);
+    bool ours = rc != RR_STORE_OK || (info.worker && streq(info.worker, session->name));
+    if (!ours) {
+        rr_warn("auth: refused '%s' from worker %s (key %s) for job %" PRIu64 " of worker %s",
+                proto_type_name(msg->type), session->name, session->key[0] ? session->key : "-",
+                job, info.worker ? info.worker : "(none)");
+        rr_master_send_error(self, self->worker_sock, rid, "denied", "job", job,
+                             "job %" PRIu64 " is not this worker's", job);
+    }
+    else if (rc == RR_STORE_OK)
+        session->own_job = job;
+    rr_store_jobinfo_clear(&info);
+    return ours;
+}
+
 void rr_workers_on_message(rr_master_t *self, zframe_t *rid, proto_msg_t *msg)
 {
+    rr_auth_peer_t who = { .key = "" };
+    if (self->auth && rr_auth_peer(self->auth, rid, RR_AUTH_DOMAIN_WORKERS, &who) != 0) {
+        s_refuse_revoked(self, rid, msg, &who);
+        return;
+    }
     if (msg->type == PROTO_MSG_HELLO) {
-        s_on_hello(self, rid, &msg->u.hello);
+        s_on_hello(self, rid, &msg->u.hello, &who);
         return;
     }
     char peer[64];
@@ -381,10 +480,14 @@ void rr_workers_on_message(rr_master_t *self, zframe_t *rid, proto_msg_t *msg)
         s_on_heartbeat(self, session, rid, &msg->u.heartbeat);
         break;
     case PROTO_MSG_JOB_EVENT:
-        rr_events_add(self, rid, &msg->u.job_event);
+        if (s_job_is_ours(self, session, rid, msg, msg->u.job_event.job))
+            rr_events_add(self, rid, &msg->u.job_event);
         break;
     case PROTO_MSG_JOB_ACCEPT:
-        s_on_accept(self, session, rid, &msg->u.job_accept);
+        if (s_job_is_ours(self, session, rid, msg, msg->u.job_accept.job))
+            s_on_accept(self, session, rid, &msg->u.job_accept);
+        if (!msg->u.job_accept.ok)
+            session->own_job = 0;           /* refused: it may go to another worker */
         break;
     case PROTO_MSG_ACK:
         s_on_ack(self, session, rid, &msg->u.ack);
@@ -437,7 +540,10 @@ void rr_workers_tick(rr_master_t *self, uint64_t now_mono)
     zlistx_t *expired = zlistx_new();
     rr_session_t *session = zhashx_first(self->sessions->by_name);
     for (; session; session = zhashx_next(self->sessions->by_name)) {
-        if (!session->lost && now_mono - session->last_seen > self->timeout_ms)
+        if (!session->lost && self->auth && session->key[0]
+            && !rr_auth_key_allowed(self->auth, RR_AUTH_DOMAIN_WORKERS, session->key))
+            s_drop_revoked(self, session, now_mono);
+        else if (!session->lost && now_mono - session->last_seen > self->timeout_ms)
             s_declare_lost(self, session, now_mono);
         else if (session->lost && now_mono - session->lost_at >= self->grace_ms && expired)
             zlistx_add_end(expired, session);

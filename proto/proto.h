@@ -159,4 +159,11 @@ int proto_recv(zsock_t *sock, zframe_t **routing_id, proto_msg_t *msg, proto_err
 /* Apply rackrun's socket options (ZMQ_MAXMSGSIZE guard, linger, no blocking sends). */
 void proto_socket_setup(zsock_t *sock);
 
+/* Connection metadata PROPERTY ("User-Id": the key the ZAP handler named,
+ * "Peer-Address") of the last message proto_recv received on this thread,
+ * or NULL. Read it from the message frame, not the routing id: libzmq 4.3
+ * leaves the metadata off a ROUTER's routing-id frame when a poll prefetched
+ * the message, which is how every zloop reads. */
+const char *proto_recv_meta(const char *property);
+
 #endif

@@ -65,6 +65,30 @@ static int frame_error(proto_error_t *err, proto_status_t status, const char *fm
     return -1;
 }
 
+/* The last received message's metadata, per thread (proto_recv_meta). */
+static _Thread_local char s_user_id[128];
+static _Thread_local char s_peer_address[64];
+static _Thread_local bool s_have_user_id, s_have_peer_address;
+
+static void keep_meta(zframe_t *frame)
+{
+    const char *user_id = frame ? zframe_meta(frame, "User-Id") : NULL;
+    const char *address = frame ? zframe_meta(frame, "Peer-Address") : NULL;
+    s_have_user_id = user_id != NULL;
+    s_have_peer_address = address != NULL;
+    snprintf(s_user_id, sizeof s_user_id, "%s", user_id ? user_id : "");
+    snprintf(s_peer_address, sizeof s_peer_address, "%s", address ? address : "");
+}
+
+const char *proto_recv_meta(const char *property)
+{
+    if (strcmp(property, "User-Id") == 0)
+        return s_have_user_id ? s_user_id : NULL;
+    if (strcmp(property, "Peer-Address") == 0)
+        return s_have_peer_address ? s_peer_address : NULL;
+    return NULL;
+}
+
 int proto_recv(zsock_t *sock, zframe_t **routing_id, proto_msg_t *msg, proto_error_t *err)
 {
     proto_error_t scratch;
@@ -80,6 +104,7 @@ int proto_recv(zsock_t *sock, zframe_t **routing_id, proto_msg_t *msg, proto_err
     if (routing_id)
         *routing_id = zmsg_pop(frames);
     zframe_t *body = zmsg_first(frames);
+    keep_meta(body);
     if (zmsg_size(frames) != 1)
         rc = frame_error(err, PROTO_E_MALFORMED, "message: %zu frames, expected 1",
                          zmsg_size(frames));

@@ -10,36 +10,66 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "disk.h"
+#include "log.h"
+#include "mask.h"
 #include "scanner.h"
+#include "secrets.h"
 #include "tftp.h"
+#include "transfer.h"
 #include "units.h"
 
 #define DEFAULT_ACTION_TIMEOUT_S 600u
-#define SOL_REOPEN_TRIES         3u
+#define SOL_REOPEN_TRIES         3u     /* at least, even past the action's deadline */
 #define SOL_REOPEN_BACKOFF_MS    1000u
+#define SOL_REOPEN_BACKOFF_MAX_MS 8000u
+#define SILENT_MIN_MS            3000u  /* output due (power on, typing) within this at least */
 #define READS_PER_TURN           64     /* bounds one drain so STOP is still polled */
+#define CAPTURE_MAX              8192   /* console tail kept for rr_runner_shell_run */
+#define BOOT_SETTLE_MS           500u   /* console read after power off, before the prompt is armed */
 
 typedef enum { RUN_OK = 0, RUN_FAIL, RUN_STOP } run_status_t;
 typedef enum { W_OK = 0, W_TIMEOUT, W_STOP, W_LOST } wait_status_t;
 
-typedef struct {
+typedef struct rr_runner_shell {
     const rr_runner_ctx_t *ctx;
     rr_scanner_t *scan;
+    rr_mask_t *mask;             /* the job's secrets, masked in every event (mask.h) */
+    bool capturing;              /* rr_runner_shell_run: keep the console's tail */
+    size_t capture_len;
+    char capture[CAPTURE_MAX];
     char log[PROTO_LOG_CHUNK];
     size_t log_len;
     uint64_t log_since;          /* mono ms of the oldest byte buffered */
     uint64_t job_deadline;       /* mono ms */
+    uint64_t action_deadline;    /* mono ms: a lost SOL is reopened until then */
+    uint64_t last_rx_wall;       /* wall ms of the last console byte: where a gap starts */
+    uint64_t expect_by;          /* mono ms by which output is due (power on, echo), 0 = none */
+    unsigned silences;           /* times due output did not come in this job */
+    bool booting;                /* between power on and the prompt */
     const char *stop_reason;
     char reason[1024];           /* why the job cannot complete */
 } runner_t;
 
 /* ---- events ---- */
 
+/* Out with EV, every string in it masked (log data is masked as it arrives). */
 static void emit(runner_t *r, proto_job_event_t *ev)
 {
     ev->job = r->ctx->job;
     ev->ts = rr_wall_ms();
-    r->ctx->emit(r->ctx->arg, ev);
+    proto_job_event_t masked = *ev;
+    char **fields[] = { &masked.name, &masked.value, &masked.reason, &masked.measurement,
+                        &masked.units };
+    char *owned[sizeof fields / sizeof fields[0]] = { 0 };
+    for (size_t i = 0; r->mask && i < sizeof fields / sizeof fields[0]; i++) {
+        int rc = rr_mask_string(r->mask, *fields[i], &owned[i]);
+        if (rc != 0)    /* masked, or no memory to mask: then no text at all */
+            *fields[i] = rc > 0 ? owned[i] : RR_MASK_TEXT;
+    }
+    r->ctx->emit(r->ctx->arg, &masked);
+    for (size_t i = 0; i < sizeof owned / sizeof owned[0]; i++)
+        free(owned[i]);
 }
 
 static void log_flush(runner_t *r)
@@ -80,8 +110,24 @@ static void on_result_line(void *arg, const rr_scan_result_t *res)
     emit_result(arg, res->name, res->result, 0, NULL, res->measurement, res->units);
 }
 
-/* Every console byte: into the log (exact) and the scanner. */
-static void console_sink(void *arg, const char *data, size_t len)
+/* Keep the last CAPTURE_MAX bytes of console output. */
+static void capture_append(runner_t *r, const char *data, size_t len)
+{
+    if (len >= CAPTURE_MAX) {
+        data += len - CAPTURE_MAX;
+        len = CAPTURE_MAX;
+    }
+    if (r->capture_len + len > CAPTURE_MAX) {
+        size_t drop = r->capture_len + len - CAPTURE_MAX;
+        memmove(r->capture, r->capture + drop, r->capture_len - drop);
+        r->capture_len -= drop;
+    }
+    memcpy(r->capture + r->capture_len, data, len);
+    r->capture_len += len;
+}
+
+/* Masked console bytes into the log buffer. */
+static void log_append(void *arg, const char *data, size_t len)
 {
     runner_t *r = arg;
     const char *p = data;
@@ -99,7 +145,18 @@ static void console_sink(void *arg, const char *data, size_t len)
         if (r->log_len == sizeof r->log)
             log_flush(r);
     }
+}
+
+/* Every console byte: into the log (exact but for masked secrets) and the scanner. */
+static void console_sink(void *arg, const char *data, size_t len)
+{
+    runner_t *r = arg;
+    r->last_rx_wall = rr_wall_ms();
+    r->expect_by = 0;
+    rr_mask_feed(r->mask, data, len, log_append, r);
     rr_scanner_feed(r->scan, data, len);
+    if (r->capturing)
+        capture_append(r, data, len);
     log_flush_if_due(r);
 }
 
@@ -129,28 +186,92 @@ static bool nap(runner_t *r, uint64_t ms)
     return true;
 }
 
-/* SOL is down: reopen with bounded backoff, recording the hole as console_gap. */
+/* Where a console gap starts: the last byte received proves the console was
+ * up until then; nothing later is known to have arrived. */
+static uint64_t gap_start(const runner_t *r)
+{
+    uint64_t now = rr_wall_ms();
+    return r->last_rx_wall && r->last_rx_wall <= now ? r->last_rx_wall : now;
+}
+
+/* SOL is down: reopen with bounded backoff until the action's deadline (at
+ * least SOL_REOPEN_TRIES times), recording the hole as console_gap. */
 static int console_recover(runner_t *r, const char *cause)
 {
-    uint64_t since = rr_wall_ms();
+    uint64_t since = gap_start(r), started = rr_mono_ms();
+    uint64_t deadline = r->action_deadline && r->action_deadline < r->job_deadline
+                      ? r->action_deadline : r->job_deadline;
     char err[512] = "";
     uint64_t delay = SOL_REOPEN_BACKOFF_MS;
+    unsigned tries = 0;
     log_flush(r);
-    for (unsigned i = 0; i < SOL_REOPEN_TRIES; i++) {
-        if (i && !nap(r, delay))
+    rr_warn("job %" PRIu64 ": sol bmc %s: %s; reconnecting", r->ctx->job, bmc_name(r), cause);
+    while (tries < SOL_REOPEN_TRIES || rr_mono_ms() < deadline) {
+        if (tries && !nap(r, delay))
             return -1;
-        delay *= 2;
+        delay = delay * 2 > SOL_REOPEN_BACKOFF_MAX_MS ? SOL_REOPEN_BACKOFF_MAX_MS : delay * 2;
+        tries++;
         if (r->ctx->reopen(r->ctx->arg, r->ctx->sol, err, sizeof err) == 0) {
             char why[700];
             snprintf(why, sizeof why, "sol bmc %s: %s; reopened", bmc_name(r), cause);
             proto_job_event_t ev = { .kind = "console_gap", .since = since, .reason = why };
             emit(r, &ev);
+            rr_info("job %" PRIu64 ": sol bmc %s: reconnected after %u tries: console gap of "
+                    "%" PRIu64 " ms recorded", r->ctx->job, bmc_name(r), tries,
+                    rr_wall_ms() - since);
             return 0;
         }
     }
-    snprintf(r->reason, sizeof r->reason, "sol bmc %s: %s; reopen failed after %u tries: %s",
-             bmc_name(r), cause, SOL_REOPEN_TRIES, err);
+    snprintf(r->reason, sizeof r->reason, "sol bmc %s: %s; reopen failed for %" PRIu64
+             " s (%u tries): %s", bmc_name(r), cause, (rr_mono_ms() - started) / 1000, tries,
+             err);
+    rr_warn("job %" PRIu64 ": %s", r->ctx->job, r->reason);
     return -1;
+}
+
+/* How long due output may take before the console counts as silent. */
+static uint32_t silent_ms(const runner_t *r)
+{
+    uint32_t ms = r->ctx->device->sol_timeout_ms ? r->ctx->device->sol_timeout_ms : 10000;
+    return ms < SILENT_MIN_MS ? SILENT_MIN_MS : ms;
+}
+
+/* Output was due (power on, the echo of typed text) and none came: the
+ * session may be up yet relay nothing (stock ipmi_sim after a session died
+ * mid-output; real BMCs do it too). The first time in a job: reopen the
+ * session (a console_gap) and, while booting, power-cycle the node so that
+ * output is due again. The second time: the job cannot go on. */
+static int console_silent(runner_t *r)
+{
+    char cause[200];
+    snprintf(cause, sizeof cause, "silent: no output for %" PRIu32 " ms while output was due",
+             silent_ms(r));
+    r->expect_by = 0;
+    if (r->silences++ > 0) {
+        char why[700];
+        snprintf(why, sizeof why, "sol bmc %s: %s, also after reopening the session",
+                 bmc_name(r), cause);
+        proto_job_event_t ev = { .kind = "console_gap", .since = gap_start(r), .reason = why };
+        log_flush(r);
+        emit(r, &ev);
+        snprintf(r->reason, sizeof r->reason, "sol bmc %s: console silent: no output for %"
+                 PRIu32 " ms while output was due, also after reopening the session%s",
+                 bmc_name(r), silent_ms(r), r->booting ? " and a power cycle" : "");
+        rr_warn("job %" PRIu64 ": %s", r->ctx->job, r->reason);
+        return -1;
+    }
+    rr_sol_destroy(r->ctx->sol);
+    if (console_recover(r, cause) < 0)
+        return -1;
+    if (r->booting && r->ctx->ipmi) {
+        if (rr_ipmi_power(r->ctx->ipmi, RR_POWER_OFF) < 0
+            || rr_ipmi_power(r->ctx->ipmi, RR_POWER_ON) < 0) {
+            snprintf(r->reason, sizeof r->reason, "boot: %s", rr_ipmi_error(r->ctx->ipmi));
+            return -1;
+        }
+        r->expect_by = rr_mono_ms() + silent_ms(r);
+    }
+    return 0;
 }
 
 /* Read what is waiting. Returns 0, or -1 when the session was lost. */
@@ -185,6 +306,10 @@ static wait_status_t console_wait(runner_t *r, done_fn *done, uint64_t deadline)
             return W_TIMEOUT;
         if (!*r->ctx->sol && console_recover(r, "console down") < 0)
             return r->stop_reason ? W_STOP : W_LOST;
+        if (r->expect_by && now >= r->expect_by && console_silent(r) < 0)
+            return r->stop_reason ? W_STOP : W_LOST;
+        if (!*r->ctx->sol)
+            continue;
         uint64_t left = deadline - now;
         struct pollfd pfd = { .fd = rr_sol_fd(*r->ctx->sol), .events = POLLIN };
         int ms = left < RR_RUNNER_FLUSH_MS ? (int)left : (int)RR_RUNNER_FLUSH_MS;
@@ -207,6 +332,8 @@ static int console_type(runner_t *r, const char *text, uint32_t delay_ms)
     if (!*r->ctx->sol && console_recover(r, "console down") < 0)
         return -1;
     log_flush(r);   /* typing may take a while: what is buffered goes now */
+    /* its echo is due: the console counts as silent if none comes */
+    r->expect_by = rr_mono_ms() + silent_ms(r) + (uint64_t)strlen(text) * delay_ms;
     if (rr_sol_type(*r->ctx->sol, text, strlen(text), delay_ms, console_sink, r) < 0) {
         snprintf(r->reason, sizeof r->reason, "sol bmc %s: lost while typing: %s",
                  bmc_name(r), rr_sol_error(*r->ctx->sol));
@@ -243,6 +370,18 @@ static const char *artifact_path(const runner_t *r, const proto_action_t *a, con
     return NULL;
 }
 
+/* Job URLs are job content: the worker's size limit and file roots apply. */
+static void download_limits(const runner_t *r, rr_download_opts_t *opts)
+{
+    const rr_worker_config_t *worker = r->ctx->device->worker;
+    if (!worker)
+        return;                 /* a device without a worker config: tftp.c defaults */
+    opts->max_bytes = worker->max_download_bytes;
+    opts->confine_files = true;
+    opts->file_roots = (const char *const *)worker->file_roots;
+    opts->file_root_count = worker->file_root_count;
+}
+
 static run_status_t run_deploy(runner_t *r, const proto_action_t *a)
 {
     const rr_runner_ctx_t *ctx = r->ctx;
@@ -256,6 +395,7 @@ static run_status_t run_deploy(runner_t *r, const proto_action_t *a)
         goto fail;
     rr_download_opts_t opts = { .timeout_s = action_timeout_s(r, a), .abort = download_abort,
                                 .abort_arg = r };
+    download_limits(r, &opts);
     for (size_t i = 0; i < a->artifacts_count; i++) {
         const proto_artifact_t *art = &a->artifacts[i];
         char rel[600], path[4200];
@@ -286,6 +426,21 @@ fail:
 static bool prompt_seen(const runner_t *r)
 {
     return rr_scanner_prompt(r->scan) >= 0;
+}
+
+static bool never_done(const runner_t *r)
+{
+    (void)r;
+    return false;
+}
+
+/* "; the node is powered off" when its BMC says so: why a console went silent. */
+static const char *power_note(runner_t *r)
+{
+    bool on = true;
+    if (r->ctx->ipmi && rr_ipmi_power_status(r->ctx->ipmi, &on) == 0 && !on)
+        return "; the node is powered off";
+    return "";
 }
 
 /* rr_ipmi_error already names the BMC and the operation. */
@@ -329,6 +484,10 @@ static run_status_t run_boot(runner_t *r, const proto_action_t *a)
         return st;
     if ((st = ipmi_step(r, rr_ipmi_power(r->ctx->ipmi, RR_POWER_OFF))))
         return st;
+    /* What the node printed before power off may still be on its way (the last
+     * step's prompt): read it first, so it cannot pass for the new boot's prompt. */
+    if (console_wait(r, never_done, rr_mono_ms() + BOOT_SETTLE_MS) == W_STOP)
+        return RUN_STOP;
     if (rr_scanner_arm_prompt(r->scan, prompts, count) < 0) {
         snprintf(r->reason, sizeof r->reason, "boot: out of memory");
         return RUN_FAIL;
@@ -336,14 +495,20 @@ static run_status_t run_boot(runner_t *r, const proto_action_t *a)
     if ((st = ipmi_step(r, rr_ipmi_power(r->ctx->ipmi, RR_POWER_ON))))
         return st;
     uint32_t timeout_s = action_timeout_s(r, a);
-    switch (console_wait(r, prompt_seen, rr_mono_ms() + timeout_s * 1000ull)) {
+    r->booting = true;          /* the node prints from power on: output is due */
+    r->expect_by = rr_mono_ms() + silent_ms(r);
+    wait_status_t ws = console_wait(r, prompt_seen, rr_mono_ms() + timeout_s * 1000ull);
+    r->booting = false;
+    r->expect_by = 0;
+    switch (ws) {
     case W_OK:
         return RUN_OK;
     case W_STOP:
         return RUN_STOP;
     case W_TIMEOUT:
-        snprintf(r->reason, sizeof r->reason, "boot: no prompt '%s'%s within %" PRIu32 " s (bmc %s)",
-                 prompts[0], count > 1 ? " (or others)" : "", timeout_s, bmc_name(r));
+        snprintf(r->reason, sizeof r->reason, "boot: no prompt '%s'%s within %" PRIu32 " s (bmc %s)%s",
+                 prompts[0], count > 1 ? " (or others)" : "", timeout_s, bmc_name(r),
+                 power_note(r));
         return RUN_FAIL;
     case W_LOST:
         break;
@@ -354,6 +519,36 @@ static run_status_t run_boot(runner_t *r, const proto_action_t *a)
 static bool marker_seen(const runner_t *r)
 {
     return rr_scanner_marker(r->scan, NULL);
+}
+
+/* The directory the job's {{secret:NAME}} references come from (secrets.h). */
+static const char *secrets_dir(const runner_t *r)
+{
+    return r->ctx->device->worker ? r->ctx->device->worker->secrets_dir : NULL;
+}
+
+/* Type "{ RUN" with its secrets filled in; LINE is scratch of LEN bytes. */
+static run_status_t type_step(runner_t *r, const proto_step_t *step, char *line, size_t len,
+                              uint32_t delay)
+{
+    char *run = NULL, err[512];
+    if (rr_secrets_expand(secrets_dir(r), step->run, r->mask, &run, err, sizeof err) < 0) {
+        snprintf(r->reason, sizeof r->reason, "test: step '%s': %s", step->name, err);
+        return RUN_FAIL;
+    }
+    int n = snprintf(line, len, "{ %s\r", run);
+    explicit_bzero(run, strlen(run));
+    free(run);
+    run_status_t st = RUN_OK;
+    if (n < 0 || (size_t)n >= len) {
+        snprintf(r->reason, sizeof r->reason, "test: step '%s': command too long for the "
+                 "console (%d bytes)", step->name, n);
+        st = RUN_FAIL;
+    }
+    else if (console_type(r, line, delay) < 0)
+        st = RUN_FAIL;
+    explicit_bzero(line, len);
+    return st;
 }
 
 static run_status_t run_step(runner_t *r, const proto_step_t *step, uint64_t action_deadline,
@@ -369,8 +564,7 @@ static run_status_t run_step(runner_t *r, const proto_step_t *step, uint64_t act
      * swallow the marker, and the shell reads the whole group before running
      * any of it, so nothing is typed (and echoed into the output) while the
      * command runs, and a command reading stdin cannot eat the marker. */
-    snprintf(line, sizeof line, "{ %s\r", step->run);
-    if (console_type(r, line, delay) < 0)
+    if (type_step(r, step, line, sizeof line, delay) != RUN_OK)
         return RUN_FAIL;
     snprintf(line, sizeof line, "}; %s\r", marker);
     if (console_type(r, line, delay) < 0)
@@ -391,7 +585,7 @@ static run_status_t run_step(runner_t *r, const proto_step_t *step, uint64_t act
         return RUN_STOP;
     case W_TIMEOUT: {
         char why[128];
-        snprintf(why, sizeof why, "no end marker within %" PRIu32 " s", limit_s);
+        snprintf(why, sizeof why, "no end marker within %" PRIu32 " s%s", limit_s, power_note(r));
         emit_result(r, step->name, "fail", -1, why, NULL, NULL);
         snprintf(r->reason, sizeof r->reason, "test: step '%s': %s", step->name, why);
         return RUN_FAIL;
@@ -414,8 +608,94 @@ static run_status_t run_test(runner_t *r, const proto_action_t *a)
     return RUN_OK;
 }
 
+/* ---- actions beside the runner (disk.c, transfer.c) ---- */
+
+int rr_runner_shell_run(rr_runner_shell_t *r, const char *cmd, uint32_t timeout_s, int *code,
+                        char *out, size_t outlen, char *err, size_t errlen)
+{
+    char token[40], marker[128], line[4096];
+    uint32_t delay = r->ctx->device->test_shell_delay_ms;
+    snprintf(token, sizeof token, "%" PRIx64 "xsh%08" PRIx32, r->ctx->job, randombytes_random());
+    rr_scanner_arm_marker(r->scan, token);
+    rr_scanner_marker_command(token, marker, sizeof marker);
+    if ((size_t)snprintf(line, sizeof line, "{ %s\r", cmd) >= sizeof line) {
+        snprintf(err, errlen, "command too long for the console (%zu bytes)", strlen(cmd));
+        return -1;
+    }
+    r->capture_len = 0;
+    r->capturing = true;
+    wait_status_t ws = W_LOST;
+    if (console_type(r, line, delay) == 0) {
+        snprintf(line, sizeof line, "}; %s\r", marker);
+        if (console_type(r, line, delay) == 0)
+            ws = console_wait(r, marker_seen, rr_mono_ms() + timeout_s * 1000ull);
+    }
+    r->capturing = false;
+    if (out && outlen) {
+        size_t n = r->capture_len < outlen - 1 ? r->capture_len : outlen - 1;
+        memcpy(out, r->capture + r->capture_len - n, n);
+        out[n] = '\0';
+    }
+    switch (ws) {
+    case W_OK:
+        rr_scanner_marker(r->scan, code);
+        return 0;
+    case W_TIMEOUT:
+        snprintf(err, errlen, "no end marker within %" PRIu32 " s%s", timeout_s, power_note(r));
+        break;
+    case W_STOP:
+        snprintf(err, errlen, "%s", r->stop_reason ? r->stop_reason : "stopped");
+        break;
+    case W_LOST:
+        snprintf(err, errlen, "%s", r->reason[0] ? r->reason : "console lost");
+        break;
+    }
+    return -1;
+}
+
+void rr_runner_shell_event(rr_runner_shell_t *r, proto_job_event_t *ev)
+{
+    log_flush(r);   /* the event follows the output that led to it */
+    emit(r, ev);
+}
+
+bool rr_runner_stopped(void *arg)
+{
+    return stop_requested(arg);
+}
+
+/* An action of disk.c / transfer.c returned RC (0 or -1 with ERR). */
+static run_status_t outside_action(runner_t *r, const proto_action_t *a, int rc, const char *err)
+{
+    if (rc == 0)
+        return RUN_OK;
+    if (stop_requested(r))
+        return RUN_STOP;
+    snprintf(r->reason, sizeof r->reason, "%s: %s", a->kind, err);
+    return RUN_FAIL;
+}
+
+static run_status_t run_transfer(runner_t *r, const proto_action_t *a)
+{
+    char err[900] = "";
+    int rc = rr_transfer_run(r, r->ctx->device, r->ctx->job, a, action_timeout_s(r, a),
+                             err, sizeof err);
+    return outside_action(r, a, rc, err);
+}
+
+static run_status_t run_deploy_disk(runner_t *r, const proto_action_t *a)
+{
+    char err[900] = "";
+    int rc = rr_disk_deploy(r, a, action_timeout_s(r, a), err, sizeof err);
+    return outside_action(r, a, rc, err);
+}
+
 static run_status_t run_action(runner_t *r, const proto_action_t *a)
 {
+    if (!strcmp(a->kind, "deploy") && a->to && !strcmp(a->to, "disk"))
+        return run_deploy_disk(r, a);
+    if (!strcmp(a->kind, "transfer"))
+        return run_transfer(r, a);
     if (!strcmp(a->kind, "deploy"))
         return run_deploy(r, a);
     if (!strcmp(a->kind, "boot"))
@@ -435,15 +715,40 @@ static void job_timeout_reason(runner_t *r, const proto_action_t *a)
                  r->ctx->def->job_timeout_s, a->kind);
 }
 
+#define SETTLE_QUIET_MS 200u    /* console silent this long after power off: all in */
+#define SETTLE_MAX_MS   2000u   /* a node that printed a flood: stop waiting anyway */
+
+/* Power off stops the node, but what it printed just before (a prompt after
+ * the last marker) is still on its way through the BMC: read until the
+ * console is quiet, so the job's log ends where the node's output ended and
+ * no byte of this job is dropped between jobs or lands in the next one. */
+static void console_settle(runner_t *r)
+{
+    uint64_t now = rr_mono_ms(), until = now + SETTLE_MAX_MS, last = now;
+    while (*r->ctx->sol && now < until && now - last < SETTLE_QUIET_MS) {
+        struct pollfd pfd = { .fd = rr_sol_fd(*r->ctx->sol), .events = POLLIN };
+        if (poll(&pfd, 1, (int)(SETTLE_QUIET_MS / 4)) > 0) {
+            if (console_drain(r) < 0) {
+                rr_sol_destroy(r->ctx->sol);
+                break;
+            }
+            last = rr_mono_ms();
+        }
+        now = rr_mono_ms();
+    }
+}
+
 static void finish(runner_t *r, const char *outcome)
 {
     const rr_runner_ctx_t *ctx = r->ctx;
     char err[1024] = "", why[1200];
     if (*ctx->sol && console_drain(r) < 0)
         rr_sol_destroy(ctx->sol);
-    log_flush(r);
     if (ctx->ipmi && rr_ipmi_power(ctx->ipmi, RR_POWER_OFF) < 0)
         snprintf(err, sizeof err, "cleanup: %s", rr_ipmi_error(ctx->ipmi));
+    console_settle(r);
+    rr_mask_flush(r->mask, log_append, r);
+    log_flush(r);
     char perr[512] = "";
     if (ctx->device->mac && rr_pxe_remove(ctx->tftp_root, ctx->device->mac, perr, sizeof perr) < 0
         && !err[0])
@@ -455,6 +760,30 @@ static void finish(runner_t *r, const char *outcome)
     proto_job_event_t ev = { .kind = "end", .value = (char *)outcome,
                              .reason = why[0] ? why : NULL };
     emit(r, &ev);
+}
+
+/* The masker knows the BMC password and every secret the job uses before
+ * anything runs: a missing secret fails the job before the node is touched. */
+static run_status_t prepare_mask(runner_t *r)
+{
+    const proto_jobdef_t *def = r->ctx->def;
+    char err[512];
+    if (!(r->mask = rr_mask_new()) || rr_mask_add(r->mask, r->ctx->device->bmc_password) < 0) {
+        snprintf(r->reason, sizeof r->reason, "worker: out of memory");
+        return RUN_FAIL;
+    }
+    for (size_t i = 0; i < def->actions_count; i++)
+        for (size_t j = 0; j < def->actions[i].steps_count; j++) {
+            char *run = NULL;
+            if (rr_secrets_expand(secrets_dir(r), def->actions[i].steps[j].run, r->mask, &run,
+                                  err, sizeof err) < 0) {
+                snprintf(r->reason, sizeof r->reason, "secrets: %s", err);
+                return RUN_FAIL;
+            }
+            explicit_bzero(run, strlen(run));
+            free(run);
+        }
+    return RUN_OK;
 }
 
 void rr_runner_run(const rr_runner_ctx_t *ctx)
@@ -470,13 +799,14 @@ void rr_runner_run(const rr_runner_ctx_t *ctx)
     r->ctx = ctx;
     uint32_t job_s = ctx->def->job_timeout_s ? ctx->def->job_timeout_s : 3600;
     r->job_deadline = rr_mono_ms() + job_s * 1000ull;
+    run_status_t st = prepare_mask(r);
     proto_job_event_t ev = { .kind = "state", .name = "running" };
     emit(r, &ev);
-    run_status_t st = RUN_OK;
     for (size_t i = 0; i < ctx->def->actions_count && st == RUN_OK; i++) {
         const proto_action_t *a = &ctx->def->actions[i];
         uint64_t started = rr_mono_ms();
         emit_action(r, a->kind, "start", NULL, 0);
+        r->action_deadline = started + action_timeout_s(r, a) * 1000ull;
         st = stop_requested(r) ? RUN_STOP : run_action(r, a);
         log_flush(r);
         if (st == RUN_FAIL)
@@ -496,5 +826,6 @@ void rr_runner_run(const rr_runner_ctx_t *ctx)
         finish(r, st == RUN_OK ? "complete" : "incomplete");
     }
     rr_scanner_destroy(&r->scan);
+    rr_mask_destroy(&r->mask);
     free(r);
 }

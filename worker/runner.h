@@ -18,6 +18,7 @@
 #ifndef RACKRUN_RUNNER_H
 #define RACKRUN_RUNNER_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "config.h"
@@ -52,5 +53,24 @@ typedef struct {
 
 /* Run the job to its end; returns after the `end` event was emitted. */
 void rr_runner_run(const rr_runner_ctx_t *ctx);
+
+/* ---- the node's shell, for actions implemented beside the runner (disk.c, transfer.c) ---- */
+
+/* The running job as an action sees it (its console, events and stop flag). */
+typedef struct rr_runner_shell rr_runner_shell_t;
+
+/* Type CMD into the node's shell the way a test step is typed and wait at most
+ * TIMEOUT_S for its end marker. Console bytes still go to the job log. Returns 0
+ * with the exit status in *CODE and the last OUTLEN-1 bytes printed meanwhile
+ * (typed echo included) in OUT; -1 with why in ERR (no end marker in time, console
+ * lost, job stopped: check rr_runner_stopped). */
+int rr_runner_shell_run(rr_runner_shell_t *sh, const char *cmd, uint32_t timeout_s, int *code,
+                        char *out, size_t outlen, char *err, size_t errlen);
+
+/* Emit EV (kind and its fields set by the caller) into the job's event stream. */
+void rr_runner_shell_event(rr_runner_shell_t *sh, proto_job_event_t *ev);
+
+/* True once the job is to stop (canceled, worker stopping); an rr_abort_fn. */
+bool rr_runner_stopped(void *sh);
 
 #endif

@@ -1,5 +1,6 @@
 /* tftp.c: artifact downloads (libcurl, libsodium sha256) and pxelinux configs. */
 #include "tftp.h"
+#include "confine.h"
 
 #include <ctype.h>
 #include <curl/curl.h>
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -102,11 +104,14 @@ static int dl_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off
 typedef enum { DL_OK, DL_RETRY, DL_FAIL } dl_result_t;
 
 /* One attempt into TMP. */
-static dl_result_t dl_attempt(const char *url, const char *tmp, dl_state_t *st,
-                              char *err, size_t errlen)
+static dl_result_t dl_attempt(const char *fetch, const char *url, const char *tmp,
+                              dl_state_t *st, char *err, size_t errlen)
 {
-    st->out = fopen(tmp, "wb");
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+    st->out = fd < 0 ? NULL : fdopen(fd, "wb");
     if (!st->out) {
+        if (fd >= 0)
+            close(fd);
         snprintf(err, errlen, "download %s: create %s: %s", url, tmp, strerror(errno));
         return DL_FAIL;
     }
@@ -120,7 +125,7 @@ static dl_result_t dl_attempt(const char *url, const char *tmp, dl_state_t *st,
         return DL_FAIL;
     }
     char cerr[CURL_ERROR_SIZE] = "";
-    curl_easy_setopt(curl, CURLOPT_URL, url);
+    curl_easy_setopt(curl, CURLOPT_URL, fetch);
     curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https,file");
     curl_easy_setopt(curl, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 1L);
@@ -198,6 +203,58 @@ static int dl_verify(const char *url, dl_state_t *st, const char *sha256, char *
     return 0;
 }
 
+static int download_to(const char *fetch, const char *url, const char *path, const char *sha256,
+                       const rr_download_opts_t *opts, uint64_t *size, char *sha256_out,
+                       char *err, size_t errlen);
+
+/* The scheme of URL is one rackrun downloads from. */
+static int check_scheme(const char *url, char *err, size_t errlen)
+{
+    static const char *const schemes[] = { "http://", "https://", "file://" };
+    for (size_t i = 0; i < sizeof schemes / sizeof schemes[0]; i++)
+        if (strncasecmp(url, schemes[i], strlen(schemes[i])) == 0)
+            return 0;
+    snprintf(err, errlen, "download %.200s: URL scheme not allowed (http, https, file)", url);
+    return -1;
+}
+
+/* A confined file:// URL: open its file beneath the root it names, and read
+ * that very file through /proc/self/fd (into LOCAL) so nothing can swap it. */
+static int open_file_url(const char *url, const rr_download_opts_t *opts, int *fd,
+                         char *local, size_t locallen, char *err, size_t errlen)
+{
+    CURLU *u = curl_url();
+    char *path = NULL;
+    int rc = -1;
+    if (!u || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK
+        || curl_url_get(u, CURLUPART_PATH, &path, CURLU_URLDECODE) != CURLUE_OK) {
+        snprintf(err, errlen, "download %.200s: not a valid file URL", url);
+        goto out;
+    }
+    const char *rel = NULL;
+    const char *root = rr_root_of(path, opts->file_roots, opts->file_root_count, &rel);
+    if (!root) {
+        snprintf(err, errlen, "download %.200s: file URLs are allowed only beneath the "
+                 "worker's file_roots (%s)", url,
+                 opts->file_root_count ? "this path is under none" : "none configured");
+        goto out;
+    }
+    *fd = rr_open_beneath(root, rel, O_RDONLY | O_NOCTTY | O_NONBLOCK, 0);
+    struct stat st;
+    if (*fd < 0 || fstat(*fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "download %.200s: %s", url, *fd < 0 && errno == EXDEV
+                 ? "leads out of its file root (.., or a symbolic link)"
+                 : *fd < 0 ? strerror(errno) : "not a regular file");
+        goto out;
+    }
+    snprintf(local, locallen, "file:///proc/self/fd/%d", *fd);
+    rc = 0;
+out:
+    curl_free(path);
+    curl_url_cleanup(u);
+    return rc;
+}
+
 int rr_tftp_download(const char *url, const char *path, const char *sha256,
                      const rr_download_opts_t *opts, uint64_t *size, char *sha256_out,
                      char *err, size_t errlen)
@@ -209,6 +266,29 @@ int rr_tftp_download(const char *url, const char *path, const char *sha256,
         snprintf(err, errlen, "download %s: libsodium init failed", url);
         return -1;
     }
+    if (check_scheme(url, err, errlen) < 0)
+        return -1;
+    int file_fd = -1;
+    char local[64];
+    if (opts->confine_files && strncasecmp(url, "file://", 7) == 0) {
+        if (open_file_url(url, opts, &file_fd, local, sizeof local, err, errlen) < 0) {
+            if (file_fd >= 0)
+                close(file_fd);
+            return -1;
+        }
+    }
+    int rc = download_to(file_fd >= 0 ? local : url, url, path, sha256, opts, size, sha256_out,
+                         err, errlen);
+    if (file_fd >= 0)
+        close(file_fd);
+    return rc;
+}
+
+/* rr_tftp_download from FETCH (URL or its confined stand-in); errors name URL. */
+static int download_to(const char *fetch, const char *url, const char *path, const char *sha256,
+                       const rr_download_opts_t *opts, uint64_t *size, char *sha256_out,
+                       char *err, size_t errlen)
+{
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     dl_state_t st = { .max = opts->max_bytes ? opts->max_bytes : DEFAULT_MAX_BYTES, .opts = opts };
@@ -220,7 +300,7 @@ int rr_tftp_download(const char *url, const char *path, const char *sha256,
             sleep_ms(delay);
             delay *= 2;
         }
-        res = dl_attempt(url, tmp, &st, err, errlen);
+        res = dl_attempt(fetch, url, tmp, &st, err, errlen);
         if (res != DL_RETRY || (opts->abort && opts->abort(opts->abort_arg)))
             break;
     }

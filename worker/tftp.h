@@ -23,6 +23,10 @@ typedef struct {
     uint32_t timeout_s;      /* whole transfer, per attempt (0: 600) */
     rr_abort_fn *abort;      /* may be NULL */
     void *abort_arg;
+    bool confine_files;      /* file:// only beneath FILE_ROOTS (none: file:// refused);
+                              * false: anywhere (callers that are not job content) */
+    const char *const *file_roots;
+    size_t file_root_count;
 } rr_download_opts_t;
 
 /* Join ROOT and the relative NAME into OUT, refusing absolute names, empty
@@ -30,8 +34,10 @@ typedef struct {
 int rr_tftp_path(const char *root, const char *name, char *out, size_t outlen,
                  char *err, size_t errlen);
 
-/* Download URL into the file PATH (created via PATH.tmp + rename). SHA256 is
- * NULL or 64 hex digits. On success stores size and hex sha256 (65 bytes) if
+/* Download URL (http, https or file only) into the file PATH (created via
+ * PATH.tmp, never through a symbolic link, + rename). A confined file:// URL
+ * is opened beneath its root with openat2 (confine.h), so no "..", link or
+ * mount trick reads outside it. SHA256 is NULL or 64 hex digits. On success stores size and hex sha256 (65 bytes) if
  * not NULL. Errors name the URL and the HTTP status or curl error. */
 int rr_tftp_download(const char *url, const char *path, const char *sha256,
                      const rr_download_opts_t *opts, uint64_t *size, char *sha256_out,

@@ -236,8 +236,9 @@ static void test_unknown_keys_are_named(void **state)
 {
     assert_string_equal(load_error(HEAD "tftp_rot: /x\ndevices: []\n"),
                         "worker.yaml:4:1: unknown key 'tftp_rot' (expected worker, rack, master, "
-                        "master_public_key, secret_key, tftp_root, spool_dir, heartbeat_interval, "
-                        "device_types, devices)");
+                        "master_public_key, secret_key, tftp_root, spool_dir, artifacts_dir, "
+                        "heartbeat_interval, secrets_dir, file_roots, max_download, device_types, "
+                        "devices)");
     assert_string_equal(load_error(HEAD "devices:\n"
                                    "  - {name: a, type: t, mac: \"00:50:43:02:01:00\", "
                                    "bmc: {hots: h, user: u, password_file: PWFILE}}\n"),
