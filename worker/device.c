@@ -12,6 +12,10 @@
 
 #define SOL_BACKOFF_MIN_MS 1000u
 #define SOL_BACKOFF_MAX_MS 60000u
+/* Consecutive jobs ending incomplete for a reason naming the BMC (power,
+ * console) that make the device bad: never scheduled until an operator puts
+ * it in maintenance and back (DEVICE_SET). */
+#define RR_DEVICE_BAD_AFTER 3u
 
 typedef struct {
     const rr_device_config_t *config;
@@ -28,6 +32,8 @@ typedef struct {
     uint32_t sol_backoff_ms;
     char sol_error[512];
     bool maintenance;
+    unsigned infra_failures;      /* consecutive, see RR_DEVICE_BAD_AFTER */
+    char bad_reason[600];         /* "" = not bad */
     bool terminated;
     uint64_t job;                 /* running job, 0 = none */
     const char *stop_reason;      /* set by a CANCEL / $TERM during the job */
@@ -47,8 +53,10 @@ static void send_state(device_t *self)
 {
     const char *state = self->job ? "running"
                       : self->maintenance ? "maintenance"
+                      : self->bad_reason[0] ? "bad"
                       : self->sol ? "idle" : "offline";
-    const char *reason = !self->job && !self->sol && !self->maintenance ? self->sol_error : "";
+    const char *reason = !strcmp(state, "bad") ? self->bad_reason
+                       : !self->job && !self->sol && !self->maintenance ? self->sol_error : "";
     if (self->state == state && strcmp(state, "offline"))
         return;
     self->state = state;
@@ -81,11 +89,40 @@ static void sol_try_open(device_t *self)
     send_state(self);
 }
 
+/* A job ended: count infrastructure failures (an incomplete end whose reason
+ * names the BMC; a test failure completes the job and is none). */
+static void count_outcome(device_t *self, const proto_job_event_t *end)
+{
+    if (!end->value || !strcmp(end->value, "canceled"))
+        return;
+    if (!strcmp(end->value, "complete")) {
+        self->infra_failures = 0;
+        return;
+    }
+    if (!end->reason || !strstr(end->reason, "bmc "))
+        return;
+    if (++self->infra_failures < RR_DEVICE_BAD_AFTER || self->bad_reason[0])
+        return;
+    snprintf(self->bad_reason, sizeof self->bad_reason, "%u consecutive infrastructure "
+             "failures, the last: %.500s", self->infra_failures, end->reason);
+    rr_warn("device %s: bad: %s", self->config->name, self->bad_reason);
+}
+
+/* An operator's maintenance on/off also clears a bad mark. */
+static void set_maintenance(device_t *self, bool on)
+{
+    self->maintenance = on;
+    self->infra_failures = 0;
+    self->bad_reason[0] = '\0';
+}
+
 /* ---- runner callbacks ---- */
 
 static void job_emit(void *arg, const proto_job_event_t *event)
 {
     device_t *self = arg;
+    if (!strcmp(event->kind, "end"))
+        count_outcome(self, event);
     proto_msg_t msg = { .type = PROTO_MSG_JOB_EVENT, .version = PROTO_VERSION };
     msg.u.job_event = *event;
     uint8_t *buf = NULL;
@@ -128,7 +165,7 @@ static void job_command(device_t *self)
             self->stop_reason = "canceled";
     } else if (cmd && !strcmp(cmd, "MAINT")) {
         char *on = zmsg_popstr(msg);
-        self->maintenance = on && atoi(on);
+        set_maintenance(self, on && atoi(on));
         free(on);
     }
     free(cmd);
@@ -166,8 +203,13 @@ static void run_job(device_t *self, uint64_t job, zframe_t *def_frame)
     }
     zsock_send(self->pipe, "s8", "DONE", job);
     self->job = 0;
-    if (!self->sol)
+    if (!self->sol) {
+        /* The runner lost the console: offline until it reopens, saying why
+         * (the runner's own reopen errors went into the job's reason). */
         self->sol_retry_at = rr_mono_ms();
+        snprintf(self->sol_error, sizeof self->sol_error, "bmc %s: console lost during job %"
+                 PRIu64, rr_ipmi_target(self->ipmi), job);
+    }
     send_state(self);
 }
 
@@ -190,7 +232,7 @@ static bool idle_command(device_t *self)
         go_on = !self->terminated;
     } else if (!strcmp(cmd, "MAINT")) {
         char *on = zmsg_popstr(msg);
-        self->maintenance = on && atoi(on);
+        set_maintenance(self, on && atoi(on));
         free(on);
         send_state(self);
     }

@@ -1,5 +1,6 @@
 /* main.c: rackrun-worker, thin over worker.h.
  * Usage: rackrun-worker --config FILE [--insecure] [--log-level error|warn|info|debug] */
+#include <curl/curl.h>
 #include <czmq.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -51,17 +52,27 @@ int main(int argc, char **argv)
     rr_log_init("worker", level);
     zsys_init();
     zsys_set_logstream(NULL);
+    /* libcurl (and the TLS library under it) is set up once here, before the
+     * device threads exist: a curl_easy_init in a device thread would do it
+     * there, racing the other threads, and leave that thread's TLS-library
+     * state to a thread the exit does not wait for. */
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        rr_error("libcurl: global init failed");
+        return 1;
+    }
 
     char err[1024];
     rr_worker_config_t *config = NULL;
     if (rr_worker_config_load(path, &config, err, sizeof err) < 0) {
         rr_error("%s", err);
+        curl_global_cleanup();
         return 1;
     }
     rr_worker_t *worker = rr_worker_new(config, insecure, err, sizeof err);
     if (!worker) {
         rr_error("%s", err);
         rr_worker_config_destroy(&config);
+        curl_global_cleanup();
         return 1;
     }
     rr_info("worker %s: %zu devices, master %s", config->worker, config->device_count,
@@ -69,5 +80,6 @@ int main(int argc, char **argv)
     rr_worker_run(worker);
     rr_worker_destroy(&worker);
     rr_worker_config_destroy(&config);
+    curl_global_cleanup();
     return 0;
 }

@@ -44,7 +44,10 @@ typedef struct rr_runner_shell {
     uint64_t job_deadline;       /* mono ms */
     uint64_t action_deadline;    /* mono ms: a lost SOL is reopened until then */
     uint64_t last_rx_wall;       /* wall ms of the last console byte: where a gap starts */
+    uint64_t started_wall;       /* wall ms of the job's start (the console was up then) */
     uint64_t expect_by;          /* mono ms by which output is due (power on, echo), 0 = none */
+    uint64_t rx_bytes;           /* console bytes received in this job */
+    uint64_t echo_due;           /* rx_bytes that make the due output arrived */
     unsigned silences;           /* times due output did not come in this job */
     bool booting;                /* between power on and the prompt */
     const char *stop_reason;
@@ -152,7 +155,9 @@ static void console_sink(void *arg, const char *data, size_t len)
 {
     runner_t *r = arg;
     r->last_rx_wall = rr_wall_ms();
-    r->expect_by = 0;
+    r->rx_bytes += len;
+    if (r->rx_bytes >= r->echo_due)
+        r->expect_by = 0;
     rr_mask_feed(r->mask, data, len, log_append, r);
     rr_scanner_feed(r->scan, data, len);
     if (r->capturing)
@@ -191,7 +196,8 @@ static bool nap(runner_t *r, uint64_t ms)
 static uint64_t gap_start(const runner_t *r)
 {
     uint64_t now = rr_wall_ms();
-    return r->last_rx_wall && r->last_rx_wall <= now ? r->last_rx_wall : now;
+    uint64_t known = r->last_rx_wall ? r->last_rx_wall : r->started_wall;
+    return known && known <= now ? known : now;
 }
 
 /* SOL is down: reopen with bounded backoff until the action's deadline (at
@@ -238,9 +244,12 @@ static uint32_t silent_ms(const runner_t *r)
 
 /* Output was due (power on, the echo of typed text) and none came: the
  * session may be up yet relay nothing (stock ipmi_sim after a session died
- * mid-output; real BMCs do it too). The first time in a job: reopen the
- * session (a console_gap) and, while booting, power-cycle the node so that
- * output is due again. The second time: the job cannot go on. */
+ * mid-output or was deactivated from outside; real BMCs do it too). The
+ * first time in a job: reopen the session (a console_gap) and, while booting,
+ * power-cycle the node so that output is due again; while typing, the node
+ * may have got part of the input, so the step cannot be trusted: the job
+ * ends (an infrastructure failure, not a test result). The second time: the
+ * job cannot go on. */
 static int console_silent(runner_t *r)
 {
     char cause[200];
@@ -269,9 +278,15 @@ static int console_silent(runner_t *r)
             snprintf(r->reason, sizeof r->reason, "boot: %s", rr_ipmi_error(r->ctx->ipmi));
             return -1;
         }
+        r->echo_due = r->rx_bytes + 1;
         r->expect_by = rr_mono_ms() + silent_ms(r);
+        return 0;
     }
-    return 0;
+    snprintf(r->reason, sizeof r->reason, "sol bmc %s: console silent while typing (no echo "
+             "for %" PRIu32 " ms); session reopened, but the node may have lost part of the "
+             "input", bmc_name(r), silent_ms(r));
+    rr_warn("job %" PRIu64 ": %s", r->ctx->job, r->reason);
+    return -1;
 }
 
 /* Read what is waiting. Returns 0, or -1 when the session was lost. */
@@ -332,14 +347,29 @@ static int console_type(runner_t *r, const char *text, uint32_t delay_ms)
     if (!*r->ctx->sol && console_recover(r, "console down") < 0)
         return -1;
     log_flush(r);   /* typing may take a while: what is buffered goes now */
-    /* its echo is due: the console counts as silent if none comes */
+    /* its echo (at least a byte per character) is due: the console counts as
+     * silent if it does not come, e.g. a BMC that dropped SOL mid-line */
+    r->echo_due = r->rx_bytes + strlen(text);
     r->expect_by = rr_mono_ms() + silent_ms(r) + (uint64_t)strlen(text) * delay_ms;
-    if (rr_sol_type(*r->ctx->sol, text, strlen(text), delay_ms, console_sink, r) < 0) {
-        snprintf(r->reason, sizeof r->reason, "sol bmc %s: lost while typing: %s",
-                 bmc_name(r), rr_sol_error(*r->ctx->sol));
-        rr_sol_destroy(r->ctx->sol);
-        return -1;
+    /* A long line at a slow pace takes long: type it in slices of about
+     * RR_RUNNER_FLUSH_MS, polling STOP between them (rr_sol_type paces after
+     * every character, so slicing keeps the pace). Stopped: -1, stop_reason set. */
+    size_t len = strlen(text), slice = delay_ms ? RR_RUNNER_FLUSH_MS / delay_ms : len;
+    if (!slice)
+        slice = 1;
+    for (size_t at = 0; at < len; at += slice) {
+        size_t n = len - at < slice ? len - at : slice;
+        if (stop_requested(r))
+            return -1;
+        if (rr_sol_type(*r->ctx->sol, text + at, n, delay_ms, console_sink, r) < 0) {
+            snprintf(r->reason, sizeof r->reason, "sol bmc %s: lost while typing: %s",
+                     bmc_name(r), rr_sol_error(*r->ctx->sol));
+            rr_sol_destroy(r->ctx->sol);
+            return -1;
+        }
     }
+    if (r->rx_bytes < r->echo_due)      /* the echo is still on its way, or never comes */
+        r->expect_by = rr_mono_ms() + silent_ms(r);
     return 0;
 }
 
@@ -496,6 +526,7 @@ static run_status_t run_boot(runner_t *r, const proto_action_t *a)
         return st;
     uint32_t timeout_s = action_timeout_s(r, a);
     r->booting = true;          /* the node prints from power on: output is due */
+    r->echo_due = r->rx_bytes + 1;
     r->expect_by = rr_mono_ms() + silent_ms(r);
     wait_status_t ws = console_wait(r, prompt_seen, rr_mono_ms() + timeout_s * 1000ull);
     r->booting = false;
@@ -546,7 +577,7 @@ static run_status_t type_step(runner_t *r, const proto_step_t *step, char *line,
         st = RUN_FAIL;
     }
     else if (console_type(r, line, delay) < 0)
-        st = RUN_FAIL;
+        st = r->stop_reason ? RUN_STOP : RUN_FAIL;
     explicit_bzero(line, len);
     return st;
 }
@@ -564,11 +595,12 @@ static run_status_t run_step(runner_t *r, const proto_step_t *step, uint64_t act
      * swallow the marker, and the shell reads the whole group before running
      * any of it, so nothing is typed (and echoed into the output) while the
      * command runs, and a command reading stdin cannot eat the marker. */
-    if (type_step(r, step, line, sizeof line, delay) != RUN_OK)
-        return RUN_FAIL;
+    run_status_t typed = type_step(r, step, line, sizeof line, delay);
+    if (typed != RUN_OK)
+        return typed;
     snprintf(line, sizeof line, "}; %s\r", marker);
     if (console_type(r, line, delay) < 0)
-        return RUN_FAIL;
+        return r->stop_reason ? RUN_STOP : RUN_FAIL;
     uint64_t deadline = action_deadline;
     uint32_t limit_s = action_s;   /* the limit named when it strikes */
     if (step->timeout_s && rr_mono_ms() + step->timeout_s * 1000ull < deadline) {
@@ -630,6 +662,8 @@ int rr_runner_shell_run(rr_runner_shell_t *r, const char *cmd, uint32_t timeout_
         if (console_type(r, line, delay) == 0)
             ws = console_wait(r, marker_seen, rr_mono_ms() + timeout_s * 1000ull);
     }
+    if (ws == W_LOST && r->stop_reason)
+        ws = W_STOP;   /* stopped while typing */
     r->capturing = false;
     if (out && outlen) {
         size_t n = r->capture_len < outlen - 1 ? r->capture_len : outlen - 1;
@@ -799,6 +833,7 @@ void rr_runner_run(const rr_runner_ctx_t *ctx)
     r->ctx = ctx;
     uint32_t job_s = ctx->def->job_timeout_s ? ctx->def->job_timeout_s : 3600;
     r->job_deadline = rr_mono_ms() + job_s * 1000ull;
+    r->started_wall = rr_wall_ms();
     run_status_t st = prepare_mask(r);
     proto_job_event_t ev = { .kind = "state", .name = "running" };
     emit(r, &ev);
