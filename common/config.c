@@ -862,6 +862,8 @@ static const field_t master_fields[] = {
     FIELD("heartbeat_timeout", F_DURATION, false, rr_master_config_t, heartbeat_timeout_ms),
     FIELD("worker_grace", F_DURATION, false, rr_master_config_t, worker_grace_ms),
     FIELD("max_job_yaml", F_SIZE, false, rr_master_config_t, max_job_yaml_bytes),
+    CUSTOM_FIELD("log_retention_age", false),   /* months: more than F_DURATION's 32-bit ms */
+    FIELD("log_retention_size", F_SIZE, false, rr_master_config_t, log_retention_size_bytes),
     { 0 },
 };
 
@@ -895,6 +897,25 @@ static int master_check(const walk_t *w, const rr_yaml_node_t *root,
     return 0;
 }
 
+/* log_retention_age: a duration ("90d"), or "off" (the default). */
+static int master_retention_age(const walk_t *w, const rr_yaml_node_t *root, rr_master_config_t *c)
+{
+    const rr_yaml_node_t *node = rr_yaml_get(root, "log_retention_age");
+    const char *text = node ? scalar_of(w, node, "log_retention_age") : NULL;
+    char why[160];
+    if (!node)
+        return 0;
+    if (!text)
+        return -1;
+    if (strcmp(text, "off") == 0)
+        return 0;
+    if (rr_duration_parse(text, &c->log_retention_age_ms, why, sizeof why) < 0)
+        return bad(w, node, "log_retention_age", "%s", why);
+    if (c->log_retention_age_ms == 0)
+        return bad(w, node, "log_retention_age", "'%.64s' must be longer than 0 (or off)", text);
+    return 0;
+}
+
 int rr_master_config_load(const char *path, rr_master_config_t **out, char *err, size_t errlen)
 {
     rr_yaml_doc_t *doc = NULL;
@@ -910,7 +931,7 @@ int rr_master_config_load(const char *path, rr_master_config_t **out, char *err,
         const rr_yaml_node_t *root = rr_yaml_doc_root(doc);
         /* An empty master file is all defaults, like no file. */
         if (root && (!(root = root_map(&w)) || walk_map(&w, root, "", master_fields, c) < 0 ||
-                     master_check(&w, root, c) < 0))
+                     master_retention_age(&w, root, c) < 0 || master_check(&w, root, c) < 0))
             goto fail;
         rr_yaml_doc_destroy(&doc);
     }

@@ -72,6 +72,8 @@ typedef struct {
     uint32_t heartbeat_timeout_ms;  /* default 5000 */
     uint32_t worker_grace_ms;       /* default 60000 */
     uint64_t max_job_yaml_bytes;    /* submitted job definition (RR_MAX_JOB_YAML_DEFAULT) */
+    uint64_t log_retention_age_ms;  /* finished jobs' console logs kept this long; 0 = forever */
+    uint64_t log_retention_size_bytes; /* database size budget for logs; 0 = none */
 } rr_master_config_t;
 
 /* Load a worker configuration. Returns 0, or -1 with a located message in ERR. */

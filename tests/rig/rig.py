@@ -6,7 +6,9 @@ shell node": a persistent pty (the BMC's SOL device) that this process owns, so
 it survives power cycles. This process is the serial line between the pty and
 the node: power on (ipmi_sim's chassis_control hook, tests/rig/chassisctl)
 prints a U-Boot-like banner and starts an interactive /bin/sh with PS1='# ';
-power off kills the shell's whole session. Every byte the node prints goes to
+power off kills the shell's whole session. With --node-kind highbank, power on
+starts tests/rig/highbank/node-qemu.py on that pty instead (QEMU -M highbank: the
+real armhf kernel; see docs/highbank-node.md). Every byte the node prints goes to
 nXX/console.out, every byte it receives to nXX/console.in.tsv with a
 CLOCK_MONOTONIC time, every hook call to nXX/hook.log.
 
@@ -41,6 +43,8 @@ CHASSISCTL = os.path.join(HERE, "chassisctl")
 PORT_RANGE = (20000, 32000)         # below Linux's ephemeral range (32768-60999)
 BMC_START_TRIES = 5
 BMC_START_TIMEOUT_S = 10
+REBOOT_MIN_INTERVAL_S = 1.0         # a Highbank guest that resets boots again, at most this often
+NODE_QEMU = os.path.join(HERE, "highbank", "node-qemu.py")
 OUT_PENDING_MAX = 1 << 20           # bytes queued towards a BMC that does not read
 # Get Channel Authentication Capabilities (IPMI 1.5, no session): any BMC answers it.
 BMC_PING = bytes.fromhex("0600ff07" "00" "00000000" "00000000" "09"
@@ -73,7 +77,10 @@ def listen_unix(path, keep):
         pass
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.bind(unix_path(path, keep))
-    sock.listen(16)
+    # Every BMC of a rack may call its chassis_control hook at once (a whole
+    # rack powered on in parallel): a short backlog makes those connects fail
+    # with EAGAIN and the BMC answer "Unspecified error".
+    sock.listen(256)
     sock.setblocking(False)
     return sock
 
@@ -134,6 +141,17 @@ def session_members(sid):
 
 def udp_port_free(port):
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        sock.close()
+
+
+def tcp_port_free(port):
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         sock.bind(("127.0.0.1", port))
         return True
@@ -213,6 +231,8 @@ class Node:
         self.shell_fd = -1
         self.shell_pending = bytearray()
         self.boot_at = None            # monotonic time the pending boot runs
+        self.last_boot = 0.0
+        self.http_port = 0             # highbank: 127.0.0.1 port forwarded to the node's :80
         self.last_rx_ns = 0
         self.taps = []
         self.out_pending = bytearray()
@@ -235,13 +255,30 @@ class Node:
         self.hook_log = open(os.path.join(self.dir, "hook.log"), "a", buffering=1)
         self.tap_listener = listen_unix(os.path.join(self.dir, "console.sock"), rig.keep_fds)
         write_file(os.path.join(self.dir, "power"), "0\n")
+        if rig.args.node_kind == "highbank":
+            self.setup_highbank()
         rig.sel.register(self.sol_fd, selectors.EVENT_READ, self.on_sol_readable)
         rig.sel.register(self.tap_listener, selectors.EVENT_READ, self.on_tap_accept)
+
+    def setup_highbank(self):
+        """The node's SATA disk (sparse, empty until a job deploys one) and HTTP port."""
+        disk = os.path.join(self.dir, "disk.img")
+        if not os.path.exists(disk):
+            with open(disk, "wb") as f:
+                f.truncate(self.rig.args.disk_size_mb << 20)
+        for _ in range(200):
+            port = random.randint(*PORT_RANGE)
+            if port not in self.rig.http_ports_taken() and tcp_port_free(port):
+                self.http_port = port
+                return
+        raise SystemExit(f"rig: {self.name}: no free TCP port for the node's HTTP forward")
 
     # ---- BMC --------------------------------------------------------------------------
 
     def write_bmc_config(self):
-        hook = f"'{sys.executable}' -I -S '{CHASSISCTL}' '{self.rig.dir}' {self.name}"
+        hook = (f"'{self.rig.args.hook}'" if self.rig.args.hook
+                else f"'{sys.executable}' -I -S '{CHASSISCTL}'")
+        hook = f"{hook} '{self.rig.dir}' {self.name}"
         conf = (f'name "{self.name}"\n'
                 "set_working_mc 0x20\n"
                 "  startlan 1\n"
@@ -404,6 +441,9 @@ class Node:
     def boot(self):
         """Print the boot banner and, when the boot succeeds, start the shell."""
         self.boot_at = None
+        self.last_boot = time.monotonic()
+        if self.rig.args.node_kind == "highbank":
+            return self.boot_highbank()
         info = {"bootdev": self.bootdev, "booted": True}
         lines = ["", f"U-Boot (rackrun rig) {self.name} {self.mac}", f"Boot device: {self.bootdev}"]
         if self.bootdev == "pxe":
@@ -459,6 +499,29 @@ class Node:
         info["booted"] = False
         return lines
 
+    def boot_highbank(self):
+        """node-qemu.py on a fresh pty: it prints U-Boot's lines and runs QEMU (its
+        serial line is that pty); rig.py stays the wire to the SOL pty, as for a shell."""
+        argv = [sys.executable, "-I", NODE_QEMU, "--name", self.name, "--mac", self.mac,
+                "--bootdev", self.bootdev, "--node-dir", self.dir,
+                "--firmware-dtb", os.path.join(self.rig.args.highbank_cache, "highbank.dtb"),
+                "--disk", os.path.join(self.dir, "disk.img"), "--http-port", str(self.http_port)]
+        if self.rig.args.tftp_root:
+            argv += ["--tftp-root", self.rig.args.tftp_root]
+        master, slave = os.openpty()
+        logfd = os.open(os.path.join(self.dir, "node.log"),
+                        os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        self.shell_pid = spawn(argv, [slave, slave, logfd], cwd=self.dir)
+        os.close(slave)
+        os.close(logfd)
+        os.set_blocking(master, False)
+        self.shell_fd = master
+        self.shell_pending = bytearray()
+        self.rig.sel.register(master, selectors.EVENT_READ, self.on_shell_io)
+        write_file(os.path.join(self.dir, "shell.pid"), f"{self.shell_pid}\n")
+        log(f"{self.name}: power on, highbank boot {self.bootdev} (node-qemu.py pid "
+            f"{self.shell_pid})")
+
     def start_shell(self, info):
         master, slave = os.openpty()
         subprocess.run(["stty", "sane"], stdin=slave, check=False)
@@ -491,10 +554,18 @@ class Node:
             os.close(self.shell_fd)
             self.shell_fd = -1
 
-    def shell_exited(self):
-        """The shell exited by itself (`exit`): respawn it like init does."""
+    def shell_exited(self, status=0):
+        """The shell exited by itself (`exit`): respawn it like init does. A Highbank
+        guest that reset or powered itself off (status 0) boots again through U-Boot."""
         self.shell_pid = 0
         self.close_shell_fd()
+        if self.power and self.rig.args.node_kind == "highbank":
+            if os.waitstatus_to_exitcode(status) == 0:
+                self.boot_at = max(time.monotonic(), self.last_boot + REBOOT_MIN_INTERVAL_S)
+            else:
+                log(f"{self.name}: node-qemu.py exited with status "
+                    f"{os.waitstatus_to_exitcode(status)}: node stays dead until power cycled")
+            return
         if self.power:
             self.emit(b"\r\nrackrun rig: shell exited, respawning\r\n")
             self.start_shell(json.load(open(os.path.join(self.dir, "boot.json"))))
@@ -536,6 +607,8 @@ class Node:
                 fate = "off"
             elif lossy_ns and self.last_rx_ns and now - self.last_rx_ns < lossy_ns:
                 fate = "drop"
+            if source == "sol" and fate != "off":
+                self.watch_sol_burst(now)
             self.last_rx_ns = now
             self.in_log.write(f"{now}\t{byte:02x}\t{source}\t{fate}\n")
             if fate == "ok":
@@ -543,6 +616,30 @@ class Node:
         if keep:
             self.shell_pending += keep
             self.flush_shell()
+
+    def watch_sol_burst(self, now):
+        """--sol-burst-ms: a BMC that drops SOL when input comes too fast (the seed's
+        "SOL session closed by BMC"): a SOL byte less than N ms after the previous one
+        (bytes read in one chunk count as 0 ms apart) deactivates the session from
+        outside, as `ipmitool sol deactivate` would, at most once a second."""
+        burst_ns = self.rig.args.sol_burst_ms * 1_000_000
+        if not burst_ns or not self.last_rx_ns or now - self.last_rx_ns >= burst_ns:
+            return
+        if now - getattr(self, "sol_tripped_ns", 0) < 1_000_000_000 or not self.port:
+            return
+        self.sol_tripped_ns = now
+        log(f"{self.name}: SOL input burst ({(now - self.last_rx_ns) // 1000} us apart): "
+            f"deactivating the SOL session (ipmitool sol deactivate)")
+        with open(os.path.join(self.dir, "sol-trips.log"), "a") as f:
+            f.write(f"{now}\n")
+        argv = ["ipmitool", "-I", "lanplus", "-C", "3", "-H", "127.0.0.1", "-p", str(self.port),
+                "-U", "admin", "-f", os.path.join(self.rig.dir, "bmc.password"), "sol",
+                "deactivate"]
+        try:
+            subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True)
+        except OSError as e:
+            log(f"{self.name}: ipmitool sol deactivate: {e}")
 
     def flush_shell(self):
         try:
@@ -670,6 +767,9 @@ class Rig:
     def ports_taken(self):
         return {n.port for n in self.nodes if n.port}
 
+    def http_ports_taken(self):
+        return {n.http_port for n in getattr(self, "nodes", []) if n.http_port}
+
     def setup(self):
         os.makedirs(self.dir, exist_ok=True)
         for bad in " \t\"'\\":
@@ -677,6 +777,13 @@ class Rig:
                 raise SystemExit(f"rig: paths must not contain {bad!r}: {self.dir}")
         if self.args.tftp_root:
             self.args.tftp_root = os.path.abspath(self.args.tftp_root)
+        if self.args.node_kind == "highbank":
+            self.args.highbank_cache = os.path.abspath(self.args.highbank_cache or "")
+            dtb = os.path.join(self.args.highbank_cache, "highbank.dtb")
+            if not self.args.highbank_cache or not os.path.isfile(dtb):
+                raise SystemExit(f"rig: no Highbank node image ({dtb} missing): run "
+                                 "tests/rig/highbank/build-node-image.sh CACHE and pass "
+                                 "--highbank-cache CACHE (or set RR_HIGHBANK_CACHE)")
         LIBC.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)  # orphans of node shells come to us
         self.wake_r, self.wake_w = socket.socketpair()
         self.wake_r.setblocking(False)
@@ -724,7 +831,7 @@ class Rig:
     def reap(self):
         while True:
             try:
-                pid, _ = os.waitpid(-1, os.WNOHANG)
+                pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
                 return
             if pid == 0:
@@ -737,7 +844,7 @@ class Rig:
                         node.bmc_state = "down"
                         node.remove_lock()
                 elif pid == node.shell_pid and not self.stopping:
-                    node.shell_exited()
+                    node.shell_exited(status)
 
     def wait_gone(self, pid, timeout):
         """Wait (reaping) until PID no longer exists; False after TIMEOUT seconds."""
@@ -865,7 +972,10 @@ class Rig:
         nodes = [{"name": n.name, "host": "127.0.0.1", "port": n.port, "user": self.user,
                   "password": self.password, "mac": n.mac, "dir": n.dir,
                   "sol_device": n.sol_path, "console_sock": os.path.join(n.dir, "console.sock"),
-                  "bmc_pid": n.bmc_pid} for n in self.nodes]
+                  "bmc_pid": n.bmc_pid, "kind": self.args.node_kind,
+                  "http_port": n.http_port or None,
+                  "disk": os.path.join(n.dir, "disk.img") if n.http_port else None}
+                 for n in self.nodes]
         doc = {"pid": os.getpid(), "dir": self.dir, "tftp_root": self.args.tftp_root,
                "password_file": os.path.join(self.dir, "bmc.password"), "nodes": nodes}
         path = os.path.join(self.dir, "rig.json")
@@ -944,13 +1054,25 @@ def main():
     p.add_argument("--nodes", type=int, required=True, help="number of nodes (1-250)")
     p.add_argument("--dir", required=True, help="state directory (created)")
     p.add_argument("--tftp-root", help="TFTP root read at PXE boot like U-Boot would")
+    p.add_argument("--hook", help="chassis_control hook program instead of the Python "
+                   "chassisctl (same arguments and ctl.sock protocol; the benchmarks use a C one)")
     p.add_argument("--base-name", default="n", help="node name prefix (default n: n01, n02...)")
     p.add_argument("--password-file", help="file holding the BMC password (default: random)")
     p.add_argument("--lossy-ms", type=int, default=0,
                    help="drop serial input bytes arriving sooner than N ms after the previous one")
+    p.add_argument("--sol-burst-ms", type=int, default=0,
+                   help="deactivate a node's SOL session (ipmitool sol deactivate) when a SOL "
+                        "input byte comes less than N ms after the previous one")
     p.add_argument("--boot-delay-ms", type=int, default=0,
                    help="delay between power on and the boot banner")
     p.add_argument("--no-stdin", action="store_true", help="ignore stdin (no EOF stop)")
+    p.add_argument("--node-kind", choices=("fast", "highbank"), default="fast",
+                   help="fast: a host shell that boots at once (default); highbank: QEMU "
+                        "-M highbank booting the real armhf kernel (docs/highbank-node.md)")
+    p.add_argument("--highbank-cache", default=os.environ.get("RR_HIGHBANK_CACHE"),
+                   help="highbank: build-node-image.sh's cache (default $RR_HIGHBANK_CACHE)")
+    p.add_argument("--disk-size-mb", type=int, default=256,
+                   help="highbank: size of each node's empty SATA disk nXX/disk.img")
     args = p.parse_args()
     if not 1 <= args.nodes <= 250:
         p.error("--nodes must be 1-250")

@@ -174,10 +174,20 @@ static void test_cancel_before_an_action_ends_job_canceled(void **state)
 static void test_unknown_action_kind_ends_job_incomplete(void **state)
 {
     fixture_t *fx = *state;
+    proto_action_t act = { .kind = "flash", .from = "/root/x", .to = "x" };
+    run(fx, &act, 1);
+    assert_string_equal(fx->values[fx->count - 1], "incomplete");
+    assert_non_null(strstr(fx->reasons[fx->count - 1], "flash: not supported"));
+}
+
+static void test_transfer_without_device_http_ends_job_incomplete(void **state)
+{
+    fixture_t *fx = *state;
     proto_action_t act = { .kind = "transfer", .from = "/root/x", .to = "x" };
     run(fx, &act, 1);
     assert_string_equal(fx->values[fx->count - 1], "incomplete");
-    assert_non_null(strstr(fx->reasons[fx->count - 1], "transfer: not supported"));
+    assert_non_null(strstr(fx->reasons[fx->count - 1], "transfer: device "));
+    assert_non_null(strstr(fx->reasons[fx->count - 1], "has no http address"));
 }
 
 int main(void)
@@ -188,6 +198,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_deploy_without_kernel_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_before_an_action_ends_job_canceled, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_action_kind_ends_job_incomplete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_transfer_without_device_http_ends_job_incomplete, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
