@@ -93,8 +93,14 @@ def write_file(path, text, mode=0o644):
     os.rename(tmp, path)
 
 
-def spawn(argv, fds, env=None, cwd=None, ctty=False):
-    """fork+exec ARGV in a new session with FDS as 0, 1, 2; it dies with us (PDEATHSIG)."""
+NOBODY_ID = 65534  # uid and gid of nobody/nogroup on Debian
+
+
+def spawn(argv, fds, env=None, cwd=None, ctty=False, unprivileged=False):
+    """fork+exec ARGV in a new session with FDS as 0, 1, 2; it dies with us (PDEATHSIG).
+    UNPRIVILEGED: when the rig runs as root, the child runs as nobody, so a fast node's
+    shell (a shell on THIS host) cannot touch the host's disks or files the way a job
+    meant for a real node might try to (`dd of=/dev/sda`)."""
     parent = os.getpid()
     pid = os.fork()
     if pid != 0:
@@ -114,6 +120,10 @@ def spawn(argv, fds, env=None, cwd=None, ctty=False):
         os.closerange(3, 65536)
         if cwd:
             os.chdir(cwd)
+        if unprivileged and os.geteuid() == 0:
+            os.setgroups([])
+            os.setgid(NOBODY_ID)
+            os.setuid(NOBODY_ID)
         os.execvpe(argv[0], argv, env if env is not None else os.environ)
     except BaseException as e:  # noqa: B902 - the child must never return into the rig
         os.write(2, f"rig: exec {argv[0]}: {e}\n".encode())
@@ -531,7 +541,7 @@ class Node:
         for key in ("kernel", "initrd", "fdt", "append"):
             env["RR_" + key.upper()] = info.get(key, "")
         self.shell_pid = spawn(["/bin/sh", "-i"], [slave, slave, slave], env=env,
-                               cwd=self.dir, ctty=True)
+                               cwd=self.dir, ctty=True, unprivileged=True)
         os.close(slave)
         os.set_blocking(master, False)
         self.shell_fd = master
