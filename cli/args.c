@@ -25,6 +25,7 @@ enum {
     OPT_STATE = 1u << 3,
     OPT_LIMIT = 1u << 4,
     OPT_ROLE = 1u << 5,
+    OPT_JUNIT = 1u << 6,
 };
 
 typedef struct {
@@ -45,13 +46,17 @@ static const command_t commands[] = {
     { "devices", 0, 0, 0, rr_cmd_devices, "devices" },
     { "device", 3, 3, 0, rr_cmd_device, "device maintenance NAME on|off" },
     { "console", 1, 1, 0, rr_cmd_console, "console DEVICE" },
+    { "results", 1, 2, OPT_JUNIT, rr_cmd_results, "results ID [--json | --junit [FILE]]" },
+    { "resubmit", 1, 1, 0, rr_cmd_resubmit, "resubmit ID" },
+    { "wait", 1, 1, 0, rr_cmd_wait, "wait ID" },
     { "keygen", 2, 2, OPT_FORCE | OPT_ROLE, rr_cmd_keygen,
       "keygen DIR NAME [--role read|submit|admin] [--force]" },
 };
 #define COMMAND_COUNT (sizeof commands / sizeof commands[0])
 
 enum { LO_MASTER = 256, LO_KEY, LO_MASTER_KEY, LO_INSECURE, LO_JSON, LO_TIMEOUT,
-       LO_WAIT, LO_FORCE, LO_STATE, LO_LIMIT, LO_VERSION, LO_ROLE };
+       LO_WAIT, LO_FORCE, LO_STATE, LO_LIMIT, LO_VERSION, LO_ROLE,
+       LO_JUNIT };
 
 static const struct option long_options[] = {
     { "master", required_argument, NULL, LO_MASTER },
@@ -66,13 +71,14 @@ static const struct option long_options[] = {
     { "state", required_argument, NULL, LO_STATE },
     { "limit", required_argument, NULL, LO_LIMIT },
     { "role", required_argument, NULL, LO_ROLE },
+    { "junit", no_argument, NULL, LO_JUNIT },
     { "help", no_argument, NULL, 'h' },
     { "version", no_argument, NULL, LO_VERSION },
     { NULL, 0, NULL, 0 },
 };
 
 static const char *option_names[] = { "--wait", "-f/--follow", "--force", "--state", "--limit",
-                                      "--role" };
+                                      "--role", "--junit" };
 
 void rr_cli_error(const char *fmt, ...)
 {
@@ -152,6 +158,7 @@ static int apply_option(int c, const char *arg, rr_cli_opts_t *opts, unsigned *s
     case LO_STATE: opts->state = arg; *seen |= OPT_STATE; return 0;
     case LO_LIMIT: *seen |= OPT_LIMIT; return parse_limit(arg, &opts->limit);
     case LO_ROLE: opts->role = arg; *seen |= OPT_ROLE; return 0;
+    case LO_JUNIT: opts->junit = true; *seen |= OPT_JUNIT; return 0;
     case 'h': print_usage(stdout); return -1;
     case LO_VERSION: printf("rackrun %s\n", RACKRUN_VERSION); return -1;
     default: return RR_EXIT_USAGE; /* not in the table: cannot happen */

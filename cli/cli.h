@@ -38,6 +38,7 @@ typedef struct {
     const char *role;         /* keygen --role read|submit|admin (client keys) */
     const char *state;        /* jobs --state */
     uint32_t limit;           /* jobs --limit (0 = master's default) */
+    bool junit;               /* results --junit: JUnit XML (to FILE or stdout) */
 } rr_cli_opts_t;
 
 /* Run rackrun with ARGC/ARGV (argv[0] = program name); returns the exit code. */
@@ -71,6 +72,12 @@ int rr_cmd_devices(const rr_cli_opts_t *opts, int argc, char **args);
 int rr_cmd_device(const rr_cli_opts_t *opts, int argc, char **args);
 /* console DEVICE */
 int rr_cmd_console(const rr_cli_opts_t *opts, int argc, char **args);
+/* results ID [--json | --junit [FILE]] (results.c) */
+int rr_cmd_results(const rr_cli_opts_t *opts, int argc, char **args);
+/* resubmit ID (resubmit.c) */
+int rr_cmd_resubmit(const rr_cli_opts_t *opts, int argc, char **args);
+/* wait ID: exit 0 when the job completed, else 1 (resubmit.c) */
+int rr_cmd_wait(const rr_cli_opts_t *opts, int argc, char **args);
 /* keygen DIR NAME [--force] */
 int rr_cmd_keygen(const rr_cli_opts_t *opts, int argc, char **args);
 

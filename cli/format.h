@@ -1,5 +1,5 @@
 /* format.h: how the CLI shows things to people (tables, times, ages, event
- * lines) and to programs (--json via jansson).
+ * lines) and to programs (--json: proto/json.h objects printed via jansson).
  *
  * Every string that came from the master (names, reasons, test output in
  * result names) goes through rr_fmt_sanitize before it reaches a terminal,
@@ -49,14 +49,8 @@ int rr_table_add(rr_table_t *self, const char *const *cells);
 /* Write the header and rows to OUT. */
 void rr_table_print(const rr_table_t *self, FILE *out);
 
-/* ---- JSON (jansson): new references, NULL on ENOMEM ---- */
-
-json_t *rr_json_jobinfo(const proto_jobinfo_t *job);
-json_t *rr_json_workerinfo(const proto_workerinfo_t *worker);
-json_t *rr_json_deviceinfo(const proto_deviceinfo_t *device);
-
-/* A job event; log data as "data" (UTF-8) or "data_base64" when not UTF-8. */
-json_t *rr_json_event(const proto_job_event_t *ev);
+/* ---- JSON (jansson): the objects are proto/json.h's (proto_json_jobinfo, ...),
+ * the same keys the master's HTTP API serves ---- */
 
 /* Write VALUE as one line of JSON to OUT and release it. Returns 0 or -1. */
 int rr_json_print(json_t *value, FILE *out);

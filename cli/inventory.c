@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "connection.h"
 #include "format.h"
+#include "json.h"
 
 static void print_workers(const proto_worker_list_t *list)
 {
@@ -34,7 +35,7 @@ int rr_cmd_workers(const rr_cli_opts_t *opts, int argc, char **args)
     if (rc == 0 && opts->json) {
         json_t *array = json_array();
         for (size_t i = 0; array && i < reply.u.worker_list.workers_count; i++)
-            json_array_append_new(array, rr_json_workerinfo(&reply.u.worker_list.workers[i]));
+            json_array_append_new(array, proto_json_workerinfo(&reply.u.worker_list.workers[i]));
         rr_json_print(array, stdout);
     } else if (rc == 0) {
         print_workers(&reply.u.worker_list);
@@ -84,7 +85,7 @@ int rr_cmd_devices(const rr_cli_opts_t *opts, int argc, char **args)
     if (rc == 0 && opts->json) {
         json_t *array = json_array();
         for (size_t i = 0; array && i < reply.u.device_list.devices_count; i++)
-            json_array_append_new(array, rr_json_deviceinfo(&reply.u.device_list.devices[i]));
+            json_array_append_new(array, proto_json_deviceinfo(&reply.u.device_list.devices[i]));
         rr_json_print(array, stdout);
     } else if (rc == 0) {
         print_devices(&reply.u.device_list);

@@ -6,6 +6,7 @@
 #include "cli.h"
 #include "connection.h"
 #include "format.h"
+#include "json.h"
 #include "logs.h"
 #include "units.h"
 
@@ -52,7 +53,7 @@ int rr_cmd_jobs(const rr_cli_opts_t *opts, int argc, char **args)
     if (rc == 0 && opts->json) {
         json_t *array = json_array();
         for (size_t i = 0; array && i < reply.u.job_list.jobs_count; i++)
-            json_array_append_new(array, rr_json_jobinfo(&reply.u.job_list.jobs[i]));
+            json_array_append_new(array, proto_json_jobinfo(&reply.u.job_list.jobs[i]));
         rr_json_print(array, stdout);
     } else if (rc == 0) {
         print_job_table(&reply.u.job_list);
@@ -83,7 +84,7 @@ static int show_json(const proto_job_detail_t *detail, const rr_jobstream_t *str
 {
     json_t *obj = rr_jobstream_summary_json(stream);
     if (obj) {
-        json_object_set_new(obj, "job", rr_json_jobinfo(detail->info));
+        json_object_set_new(obj, "job", proto_json_jobinfo(detail->info));
         json_object_set_new(obj, "yaml", detail->yaml ? json_string(detail->yaml) : json_null());
     }
     return rr_json_print(obj, stdout);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "format.h"
+#include "json.h"
 #include "units.h"
 
 /* A test can print any number of RR_RESULT lines; the summary keeps this
@@ -154,7 +155,7 @@ int rr_jobstream_feed(rr_jobstream_t *self, const proto_job_event_t *ev)
         return 0;
     self->last_seq = ev->seq;
     if (self->out && self->json) {
-        rr_json_print(rr_json_event(ev), self->out);
+        rr_json_print(proto_json_event(ev), self->out);
         fflush(self->out);
     } else if (self->out) {
         show_event(self, ev);

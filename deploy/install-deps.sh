@@ -10,6 +10,7 @@ libfreeipmi-dev libipmiconsole-dev freeipmi-tools
 libcurl4-openssl-dev libsqlite3-dev sqlite3 libyaml-dev libmicrohttpd-dev
 libcmocka-dev libjansson-dev openipmi ipmitool socat procps psmisc python3 curl valgrind
 dnsmasq-base
+chromium chromium-driver libxml2-utils
 qemu-system-arm busybox e2fsprogs"
 
 missing=""

@@ -24,7 +24,9 @@
 #include "master.h"
 #include "http.h"
 #include "metrics.h"
+#include "notify.h"
 #include "proto.h"
+#include "retention.h"
 #include "store.h"
 
 typedef struct _rr_sessions_t rr_sessions_t;
@@ -50,6 +52,8 @@ struct _rr_master_t {
     rr_cursors_t *cursors;
     rr_metrics_t metrics;               /* counters for /metrics (metrics.h) */
     rr_http_t *http;                    /* JSON API, /metrics, dashboard; NULL = off */
+    rr_notify_t *notify;                /* job notifications (notify.h) */
+    rr_retention_t *retention;          /* log retention (retention.h); NULL = keep all */
     char worker_endpoint[256];
     char client_endpoint[256];
 };

@@ -594,6 +594,51 @@ static int parse_timeouts(walk_t *w, node_t *node, proto_jobdef_t *def)
     return 0;
 }
 
+/* notify: {callback: http(s) URL, on: [finished|complete|incomplete|canceled...]}
+ * (master/notify.h); `on` defaults to [finished], normalised into notify_on. */
+static int parse_notify_on(walk_t *w, node_t *node, proto_jobdef_t *def)
+{
+    static const char *const events[] = { "finished", "complete", "incomplete", "canceled", NULL };
+    char sub[PATH_MAX_LEN], expected[128];
+    size_t n = rr_yaml_kind(node) == RR_YAML_LIST ? rr_yaml_count(node) : 0;
+    if (n == 0)
+        return fail(w, node, "notify.on", "must be a non-empty list of events");
+    if (!(def->notify_on = calloc(n, sizeof *def->notify_on)))
+        return fail(w, node, "notify.on", "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        node_t *item = rr_yaml_item(node, i);
+        char *event;
+        if (dup_text(w, item, path_index(sub, "notify.on", i), &event))
+            return -1;
+        def->notify_on[def->notify_on_count++] = event;
+        join_names(expected, sizeof expected, events);
+        if (!in_list(event, events))
+            return fail(w, item, sub, "unknown event '%s' (expected %s)", event, expected);
+    }
+    return 0;
+}
+
+static int parse_notify(walk_t *w, node_t *node, proto_jobdef_t *def)
+{
+    static const char *const keys[] = { "callback", "on", NULL };
+    if (check_map(w, node, "notify", keys))
+        return -1;
+    node_t *url = need_key(w, node, "notify", "callback");
+    if (!url || dup_text(w, url, "notify.callback", &def->notify_url))
+        return -1;
+    if (strncmp(def->notify_url, "http://", 7) != 0 && strncmp(def->notify_url, "https://", 8) != 0)
+        return fail(w, url, "notify.callback", "'%s': a callback must be an http:// or https:// URL",
+                    def->notify_url);
+    node_t *on = rr_yaml_get(node, "on");
+    if (on)
+        return parse_notify_on(w, on, def);
+    if (!(def->notify_on = calloc(1, sizeof *def->notify_on))
+        || !(def->notify_on[0] = strdup("finished")))
+        return fail(w, node, "notify", "out of memory");
+    def->notify_on_count = 1;
+    return 0;
+}
+
 static int cmp_tag(const void *a, const void *b)
 {
     return strcmp(*(char *const *) a, *(char *const *) b);
@@ -602,7 +647,7 @@ static int cmp_tag(const void *a, const void *b)
 static int parse_job(walk_t *w, node_t *root, proto_jobdef_t *def)
 {
     static const char *const keys[] = { "job_name", "device_type", "priority", "tags",
-                                        "timeouts", "secrets", "actions", NULL };
+                                        "timeouts", "secrets", "actions", "notify", NULL };
     if (check_map(w, root, "", keys))
         return -1;
     node_t *name = need_key(w, root, "", "job_name");
@@ -628,6 +673,8 @@ static int parse_job(walk_t *w, node_t *root, proto_jobdef_t *def)
     if ((node = rr_yaml_get(root, "timeouts")) && parse_timeouts(w, node, def))
         return -1;
     if ((node = rr_yaml_get(root, "secrets")) && parse_secrets(w, node))
+        return -1;
+    if ((node = rr_yaml_get(root, "notify")) && parse_notify(w, node, def))
         return -1;
     return parse_actions(w, actions, def);
 }

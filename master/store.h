@@ -1,6 +1,7 @@
 /* store.h: the master's persistent state (jobs, their event streams,
  * workers, devices) behind one interface. The only SQL in rackrun is in
- * store.c (SQLite, WAL); a PostgreSQL backend could implement this header.
+ * store.c and its rooms store_jobs.c, store_events.c, store_fleet.c (SQLite,
+ * WAL); a PostgreSQL backend could implement this header.
  *
  * Everything the master needs to rebuild its state after kill -9 is read
  * back from here: open jobs (rr_store_jobs_active), the highest contiguous
@@ -266,5 +267,26 @@ int rr_store_queue_oldest(rr_store_t *self, uint64_t *submitted_ms);
 int rr_store_events_read_kind(rr_store_t *self, uint64_t job, const char *kind,
                               uint64_t from_seq, uint32_t max,
                               proto_job_event_t **events, size_t *count);
+
+/* ==== log retention (master/retention.c) ==== */
+
+typedef struct {
+    uint64_t job;
+    uint64_t ended_ms;
+} rr_store_ended_t;
+
+/* Finished jobs that ended before BEFORE_MS, in (ended_ms, id) order after
+ * (AFTER_MS, AFTER_JOB), at most MAX (0 = 100); *JOBS malloc'd, caller frees. */
+int rr_store_jobs_ended(rr_store_t *self, uint64_t after_ms, uint64_t after_job,
+                        uint64_t before_ms, uint32_t max, rr_store_ended_t **jobs, size_t *count);
+
+/* Drop the console log of finished JOB: its first log event holds MARKER
+ * instead, the others none (they stay, so the seq stream stays whole and a
+ * re-sent event stays a duplicate). Results, actions and the outcome are
+ * untouched. *BYTES: log bytes removed (0 when already pruned). */
+int rr_store_logs_prune(rr_store_t *self, uint64_t job, const char *marker, uint64_t *bytes);
+
+/* Bytes the database holds in pages in use (page_count - freelist_count). */
+int rr_store_used_bytes(rr_store_t *self, uint64_t *bytes);
 
 #endif

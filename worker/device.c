@@ -36,7 +36,8 @@ typedef struct {
     char bad_reason[600];         /* "" = not bad */
     bool terminated;
     uint64_t job;                 /* running job, 0 = none */
-    const char *stop_reason;      /* set by a CANCEL / $TERM during the job */
+    const char *stop_reason;      /* set by a CANCEL / $TERM / ABORT during the job */
+    char abort_reason[300];       /* ABORT's reason (stop_reason points here) */
     const char *state;            /* last state reported */
 } device_t;
 
@@ -163,6 +164,14 @@ static void job_command(device_t *self)
         job = pop_u64(msg);
         if (job == self->job && !self->stop_reason)
             self->stop_reason = "canceled";
+    } else if (cmd && !strcmp(cmd, "ABORT")) {
+        job = pop_u64(msg);
+        char *why = zmsg_popstr(msg);
+        if (job == self->job && !self->stop_reason) {
+            snprintf(self->abort_reason, sizeof self->abort_reason, "%s", why ? why : "aborted");
+            self->stop_reason = self->abort_reason;
+        }
+        free(why);
     } else if (cmd && !strcmp(cmd, "MAINT")) {
         char *on = zmsg_popstr(msg);
         set_maintenance(self, on && atoi(on));
@@ -337,6 +346,11 @@ int rr_device_start_job(zactor_t *self, uint64_t job, const proto_jobdef_t *def)
 void rr_device_cancel(zactor_t *self, uint64_t job)
 {
     zsock_send(self, "s8", "CANCEL", job);
+}
+
+void rr_device_abort(zactor_t *self, uint64_t job, const char *reason)
+{
+    zsock_send(self, "s8s", "ABORT", job, reason);
 }
 
 void rr_device_maintenance(zactor_t *self, bool on)

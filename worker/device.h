@@ -36,6 +36,9 @@ int rr_device_start_job(zactor_t *self, uint64_t job, const proto_jobdef_t *def)
 /* Ask the actor to cancel JOB. */
 void rr_device_cancel(zactor_t *self, uint64_t job);
 
+/* Stop JOB (if it runs) as incomplete with REASON (e.g. its spool quota was exceeded). */
+void rr_device_abort(zactor_t *self, uint64_t job, const char *reason);
+
 /* Switch maintenance on or off. */
 void rr_device_maintenance(zactor_t *self, bool on);
 

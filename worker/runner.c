@@ -27,6 +27,7 @@
 #define READS_PER_TURN           64     /* bounds one drain so STOP is still polled */
 #define CAPTURE_MAX              8192   /* console tail kept for rr_runner_shell_run */
 #define BOOT_SETTLE_MS           500u   /* console read after power off, before the prompt is armed */
+#define CONTINUATION_WAIT_MS     2000u  /* at most, for the shell's "> " before a marker line */
 
 typedef enum { RUN_OK = 0, RUN_FAIL, RUN_STOP } run_status_t;
 typedef enum { W_OK = 0, W_TIMEOUT, W_STOP, W_LOST } wait_status_t;
@@ -558,6 +559,25 @@ static const char *secrets_dir(const runner_t *r)
     return r->ctx->device->worker ? r->ctx->device->worker->secrets_dir : NULL;
 }
 
+/* Type LINE ("{ RUN"), then wait for the shell's continuation prompt ("> "
+ * after the echoed line: it read the line and wants the rest of the group)
+ * before the caller types "}; MARKER". Typed sooner, the marker line can
+ * overtake a busy shell's late "> ", which then lands at the start of the
+ * command's first output line and hides an RR_RESULT there. A shell with
+ * another PS2 costs CONTINUATION_WAIT_MS. Returns 0, or -1 (lost or stopped:
+ * stop_reason set). */
+static int console_type_group(runner_t *r, const char *line, uint32_t delay)
+{
+    static const char *const continuation[] = { "\n> " };
+    bool armed = rr_scanner_arm_prompt(r->scan, continuation, 1) == 0;
+    if (console_type(r, line, delay) < 0)
+        return -1;
+    if (!armed)
+        return 0;
+    wait_status_t ws = console_wait(r, prompt_seen, rr_mono_ms() + CONTINUATION_WAIT_MS);
+    return ws == W_OK || ws == W_TIMEOUT ? 0 : -1;
+}
+
 /* Type "{ RUN" with its secrets filled in; LINE is scratch of LEN bytes. */
 static run_status_t type_step(runner_t *r, const proto_step_t *step, char *line, size_t len,
                               uint32_t delay)
@@ -576,7 +596,7 @@ static run_status_t type_step(runner_t *r, const proto_step_t *step, char *line,
                  "console (%d bytes)", step->name, n);
         st = RUN_FAIL;
     }
-    else if (console_type(r, line, delay) < 0)
+    else if (console_type_group(r, line, delay) < 0)
         st = r->stop_reason ? RUN_STOP : RUN_FAIL;
     explicit_bzero(line, len);
     return st;
@@ -657,7 +677,7 @@ int rr_runner_shell_run(rr_runner_shell_t *r, const char *cmd, uint32_t timeout_
     r->capture_len = 0;
     r->capturing = true;
     wait_status_t ws = W_LOST;
-    if (console_type(r, line, delay) == 0) {
+    if (console_type_group(r, line, delay) == 0) {
         snprintf(line, sizeof line, "}; %s\r", marker);
         if (console_type(r, line, delay) == 0)
             ws = console_wait(r, marker_seen, rr_mono_ms() + timeout_s * 1000ull);

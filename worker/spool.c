@@ -238,10 +238,14 @@ int rr_spool_ack(rr_spool_t *self, uint64_t seq)
     apply_ack(self, seq);
     if (self->acked == self->last_seq && !self->final) {
         /* Nothing left to resend: start the file over (keeps it small). The
-         * ack mark written next carries the numbering across a reload. */
-        if (ftruncate(self->fd, 0) < 0)
-            return -1;
+         * ack mark goes to offset 0 BEFORE the cut, so a crash between the two
+         * still leaves the numbering (what follows the mark is an event's
+         * msgpack body, never a record type, and is cut at reload): a file cut
+         * first would restart seqs at 1, which the master drops as duplicates. */
         self->size = 0;
+        if (write_record(self, 'A', seq, NULL, 0) < 0 || ftruncate(self->fd, REC_HEADER) < 0)
+            return -1;
+        return 0;
     }
     return write_record(self, 'A', seq, NULL, 0);
 }
@@ -266,6 +270,7 @@ int rr_spool_read(rr_spool_t *self, uint64_t seq, uint8_t **data, size_t *len)
 uint64_t rr_spool_job(const rr_spool_t *self) { return self->job; }
 uint64_t rr_spool_last_seq(const rr_spool_t *self) { return self->last_seq; }
 uint64_t rr_spool_acked(const rr_spool_t *self) { return self->acked; }
+uint64_t rr_spool_size(const rr_spool_t *self) { return self->size; }
 size_t rr_spool_pending(const rr_spool_t *self) { return self->count - self->head; }
 bool rr_spool_final(const rr_spool_t *self) { return self->final; }
 

@@ -50,6 +50,9 @@ uint64_t rr_spool_job(const rr_spool_t *self);
 /* Highest seq appended (0 = none). */
 uint64_t rr_spool_last_seq(const rr_spool_t *self);
 
+/* Bytes the spool file holds now (what the per-job quota bounds). */
+uint64_t rr_spool_size(const rr_spool_t *self);
+
 /* Highest seq acked (every event up to it is dropped). */
 uint64_t rr_spool_acked(const rr_spool_t *self);
 

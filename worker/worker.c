@@ -17,6 +17,11 @@
 #define HELLO_RETRY_MS     2000u
 #define DEVICE_DRAIN_MAX   256     /* actor messages handled per wake-up */
 #define STOP_GRACE_MS      15000u  /* how long running jobs get to end at shutdown */
+/* Per-job spool quota: the spool grows while the master does not acknowledge
+ * (down, slow). Past it the job is stopped with a clear reason; past twice it
+ * further events are dropped (counted in the end's reason), never the end.
+ * RACKRUN_SPOOL_QUOTA_BYTES overrides it (tests, small disks). */
+#define SPOOL_QUOTA_BYTES  (256ull << 20)
 
 
 typedef struct {
@@ -37,6 +42,9 @@ typedef struct {
     uint64_t sent;            /* highest seq sent since the last (re)start of sending */
     uint64_t waiting_since;   /* mono ms since when sent > acked without ack progress */
     bool dirty;               /* appended since the last sync */
+    zactor_t *actor;          /* device actor running it, NULL after a reload */
+    bool over_quota;          /* stopped for its spool quota */
+    uint64_t dropped;         /* events dropped past twice the quota */
 } wjob_t;
 
 struct _rr_worker_t {
@@ -95,19 +103,58 @@ static wjob_t *job_add(rr_worker_t *self, uint64_t id, char *err, size_t errlen)
     return job;
 }
 
+static uint64_t spool_quota(void)
+{
+    const char *env = getenv("RACKRUN_SPOOL_QUOTA_BYTES");
+    uint64_t quota = env && *env ? strtoull(env, NULL, 10) : 0;
+    return quota ? quota : SPOOL_QUOTA_BYTES;
+}
+
+/* False when the event must be dropped (past twice the quota; never an end). */
+static bool job_quota(wjob_t *job, size_t len, bool final, char *reason, size_t reason_len)
+{
+    uint64_t quota = spool_quota(), size = rr_spool_size(job->spool) + len;
+    if (size > quota && !job->over_quota && job->actor) {
+        char why[300];
+        job->over_quota = true;
+        snprintf(why, sizeof why, "worker: the job's spool passed its quota of %" PRIu64
+                 " bytes (the master has not acknowledged its events)", quota);
+        rr_warn("job %" PRIu64 ": %s: stopping it", job->id, why);
+        rr_device_abort(job->actor, job->id, why);
+    }
+    if (final || size <= 2 * quota) {
+        if (final && job->dropped && reason)
+            snprintf(reason, reason_len, "; %" PRIu64 " events dropped past twice the spool "
+                     "quota", job->dropped);
+        return true;
+    }
+    job->dropped++;
+    return false;
+}
+
 /* Number EVENT (seq 0) as the job's next and spool it. */
 static int job_append(wjob_t *job, const uint8_t *data, size_t len)
 {
     proto_msg_t msg;
     proto_error_t perr;
-    char err[512];
+    char err[512], note[96] = "", *reason = NULL;
     if (proto_decode(data, len, &msg, &perr) < 0 || msg.type != PROTO_MSG_JOB_EVENT) {
         rr_error("job %" PRIu64 ": bad event from device actor: %s", job->id, perr.text);
         proto_msg_free(&msg);
         return -1;
     }
-    msg.u.job_event.seq = rr_spool_last_seq(job->spool) + 1;
     bool final = !strcmp(msg.u.job_event.kind, "end");
+    if (!job_quota(job, len, final, note, sizeof note)) {
+        proto_msg_free(&msg);
+        return -1;
+    }
+    if (note[0] && (reason = malloc(strlen(note) + (msg.u.job_event.reason
+                                    ? strlen(msg.u.job_event.reason) : 0) + 1))) {
+        sprintf(reason, "%s%s", msg.u.job_event.reason ? msg.u.job_event.reason : "", note);
+        free(msg.u.job_event.reason);
+        msg.u.job_event.reason = reason;
+    }
+    msg.u.job_event.seq = rr_spool_last_seq(job->spool) + 1;
     uint8_t *buf = NULL;
     size_t buf_len = 0;
     int rc = proto_encode(&msg, &buf, &buf_len, &perr);
@@ -200,6 +247,13 @@ static void job_ack(rr_worker_t *self, wjob_t *job, uint64_t seq)
     for (size_t i = 0; i < self->device_count; i++)
         if (self->devices[i].job == job->id)
             return;   /* its runner has not said DONE yet */
+    /* The master ignores device reports while a job holds the device and
+     * makes it idle when the end commits: tell it again what each one is
+     * (offline after a lost BMC, bad...). */
+    for (size_t i = 0; i < self->device_count; i++) {
+        self->devices[i].dirty = true;
+        self->devices[i].sent_in = 0;
+    }
     rr_spool_remove(&job->spool);
     void *handle = zlistx_find(self->jobs, job);
     if (handle)
@@ -355,6 +409,7 @@ static void on_job_start(rr_worker_t *self, const proto_job_start_t *m)
         return;
     }
     dev->job = m->job;
+    job->actor = dev->actor;
     rr_info("job %" PRIu64 ": accepted on %s", m->job, m->device);
     send_accept(self, m->job, true, NULL);
 }

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "format.h"
+#include "json.h"
 #include "jobstream.h"
 #include "units.h"
 
@@ -144,7 +145,7 @@ static void test_json_job_has_nulls_for_what_is_not_there_yet(void **state)
     (void)state;
     proto_jobinfo_t job = { .id = 42, .name = "smoke", .state = "queued", .device_type = "highbank",
                             .priority = 50, .submitted = T0 };
-    json_t *obj = rr_json_jobinfo(&job);
+    json_t *obj = proto_json_jobinfo(&job);
     assert_non_null(obj);
     assert_int_equal(json_integer_value(json_object_get(obj, "id")), 42);
     assert_string_equal(json_string_value(json_object_get(obj, "state")), "queued");
@@ -162,7 +163,7 @@ static void test_json_device_lists_tags_as_an_array(void **state)
     char *tags[] = { "sata", "fast" };
     proto_deviceinfo_t dev = { .name = "n01", .worker = "rack01", .type = "highbank", .tags = tags,
                                .tags_count = 2, .state = "idle" };
-    json_t *obj = rr_json_deviceinfo(&dev);
+    json_t *obj = proto_json_deviceinfo(&dev);
     json_t *array = json_object_get(obj, "tags");
     assert_int_equal(json_array_size(array), 2);
     assert_string_equal(json_string_value(json_array_get(array, 1)), "fast");
@@ -175,13 +176,13 @@ static void test_json_event_keeps_non_utf8_console_bytes_as_base64(void **state)
     (void)state;
     uint8_t bytes[] = { 'o', 'k', 0xff, 0xfe };
     proto_job_event_t ev = { .job = 1, .seq = 2, .ts = T0, .kind = "log", .data = bytes, .data_len = 4 };
-    json_t *obj = rr_json_event(&ev);
+    json_t *obj = proto_json_event(&ev);
     assert_non_null(obj);
     assert_null(json_object_get(obj, "data"));
     assert_string_equal(json_string_value(json_object_get(obj, "data_base64")), "b2v//g==");
     json_decref(obj);
     proto_job_event_t text = { .job = 1, .seq = 3, .ts = T0, .kind = "log", .data = (uint8_t *)"hi\n", .data_len = 3 };
-    obj = rr_json_event(&text);
+    obj = proto_json_event(&text);
     assert_string_equal(json_string_value(json_object_get(obj, "data")), "hi\n");
     json_decref(obj);
 }

@@ -166,7 +166,7 @@ static void test_unknown_top_level_key_is_refused(void **state)
 {
     expect_error(HEAD "prio: 3\nactions: [{boot: {method: ipmi-pxe}}]\n", 3, 1, "prio",
                  "line 3, column 1: prio: unknown key 'prio' (expected job_name, device_type, "
-                 "priority, tags, timeouts, secrets, actions)");
+                 "priority, tags, timeouts, secrets, actions, notify)");
 }
 
 static void test_unknown_action_kind_is_refused(void **state)

@@ -1,0 +1,300 @@
+/* store_events.c: the ordered event stream of each job in the store. A batch
+ * is committed in one transaction; duplicates (job, seq) are ignored, so a
+ * worker may re-send after a lost ack; the highest contiguous seq is the ack.
+ * A newly stored "state running" or "end" event moves its job (store_jobs.c).
+ * Log retention prunes console bytes here too; see store.h. */
+#include "store_internal.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* ---- rows ---- */
+
+static int event_read(sqlite3_stmt *s, void *item, void *arg)
+{
+    proto_job_event_t *ev = item;
+    (void) arg;
+    ev->job = col_u64(s, 0);
+    ev->seq = col_u64(s, 1);
+    ev->ts = col_u64(s, 2);
+    ev->kind = col_dup(s, 3);
+    ev->name = col_dup(s, 4);
+    ev->value = col_dup(s, 5);
+    ev->reason = col_dup(s, 6);
+    ev->code = sqlite3_column_int64(s, 7);
+    ev->measurement = col_dup(s, 8);
+    ev->units = col_dup(s, 9);
+    ev->since = col_u64(s, 10);
+    if (sqlite3_column_type(s, 11) != SQLITE_NULL) {
+        ev->data_len = (size_t) sqlite3_column_bytes(s, 11);
+        ev->data = malloc(ev->data_len ? ev->data_len : 1);
+        if (!ev->data)
+            return -1;
+        if (ev->data_len)
+            memcpy(ev->data, sqlite3_column_blob(s, 11), ev->data_len);
+    }
+    return ev->kind ? 0 : -1;
+}
+
+static void event_clear(void *item)
+{
+    proto_job_event_t *ev = item;
+    free(ev->kind);
+    free(ev->data);
+    free(ev->name);
+    free(ev->value);
+    free(ev->reason);
+    free(ev->measurement);
+    free(ev->units);
+    memset(ev, 0, sizeof *ev);
+}
+
+static const store_rowtype_t event_rows = { sizeof(proto_job_event_t), event_read,
+                                            event_clear };
+
+void rr_store_events_free(proto_job_event_t **events, size_t count)
+{
+    store_items_free((void **) events, count, &event_rows);
+}
+
+/* ---- append ---- */
+
+/* An event batch: per job, its public ack and the job's state as the batch
+ * changes it. */
+typedef struct {
+    rr_store_ack_t *acks;
+    char (*states)[16];
+    size_t count, acks_cap, states_cap;
+} batch_t;
+
+/* The slot of JOB in BATCH, created (with the job's state and acked seq) when new. */
+static int batch_slot(rr_store_t *self, batch_t *batch, uint64_t job, size_t *slot)
+{
+    for (size_t i = 0; i < batch->count; i++) {
+        if (batch->acks[i].job == job) {
+            *slot = i;
+            return RR_STORE_OK;
+        }
+    }
+    if (store_grow((void **) &batch->acks, batch->count, &batch->acks_cap,
+                   sizeof *batch->acks) != 0
+        || store_grow((void **) &batch->states, batch->count, &batch->states_cap,
+                      sizeof *batch->states) != 0)
+        return store_fail(self, RR_STORE_E_DB, "events: out of memory");
+    *slot = batch->count++;
+    rr_store_ack_t *ack = &batch->acks[*slot];
+    ack->job = job;
+    sqlite3_stmt *s = store_stmt_u64(self, ST_JOB_ACKED_GET, job);
+    int rc = s ? store_step_row(self, s, "events") : RR_STORE_E_DB;
+    if (rc == RR_STORE_OK) {
+        snprintf(batch->states[*slot], sizeof batch->states[*slot], "%s",
+                 (const char *) sqlite3_column_text(s, 0));
+        ack->acked_seq = col_u64(s, 1);
+        sqlite3_reset(s);
+    } else if (rc == RR_STORE_E_NOTFOUND) {
+        ack->unknown = true;
+        rc = RR_STORE_OK;
+    }
+    return rc;
+}
+
+static int event_insert(rr_store_t *self, const proto_job_event_t *ev, int *changes)
+{
+    sqlite3_stmt *s = store_stmt_u64(self, ST_EVENT_INSERT, ev->job);
+    if (!s)
+        return RR_STORE_E_DB;
+    bind_u64(s, 2, ev->seq);
+    bind_u64(s, 3, ev->ts);
+    bind_text(s, 4, ev->kind);
+    bind_text(s, 5, ev->name);
+    bind_text(s, 6, ev->value);
+    bind_text(s, 7, ev->reason);
+    sqlite3_bind_int64(s, 8, ev->code);
+    bind_text(s, 9, ev->measurement);
+    bind_text(s, 10, ev->units);
+    bind_u64(s, 11, ev->since);
+    if (ev->data)
+        sqlite3_bind_blob(s, 12, ev->data, (int) ev->data_len, SQLITE_STATIC);
+    return store_run(self, s, "event insert", changes);
+}
+
+/* An "end" event finishes its job: outcome = value, or incomplete (saying
+ * why) when the value is no outcome. */
+static int event_end(rr_store_t *self, const proto_job_event_t *ev)
+{
+    const char *outcome = store_one_of(ev->value, store_outcomes) ? ev->value
+                                                                  : RR_OUTCOME_INCOMPLETE;
+    char why[256];
+    const char *reason = ev->reason;
+    if (outcome != ev->value) {
+        snprintf(why, sizeof why, "end event with unknown outcome '%s'%s%s",
+                 ev->value ? ev->value : "", ev->reason ? ": " : "",
+                 ev->reason ? ev->reason : "");
+        reason = why;
+    }
+    return store_job_finish_tx(self, ev->job, outcome, reason, ev->ts);
+}
+
+/* The effect of a newly stored event on its job (state running, end). */
+static int event_effect(rr_store_t *self, const proto_job_event_t *ev, rr_store_ack_t *ack,
+                        char state[16])
+{
+    int rc = RR_STORE_OK;
+    bool open = strcmp(state, RR_JOB_FINISHED) != 0 && strcmp(state, RR_JOB_QUEUED) != 0;
+    if (!open || !ev->kind)
+        return RR_STORE_OK;
+    if (strcmp(ev->kind, "state") == 0 && ev->name && strcmp(ev->name, RR_JOB_RUNNING) == 0
+        && strcmp(state, RR_JOB_SCHEDULED) == 0) {
+        rc = store_job_running_tx(self, ev->job, ev->ts);
+        if (rc == RR_STORE_OK) {
+            snprintf(state, 16, "%s", RR_JOB_RUNNING);
+            ack->started = true;
+        }
+    } else if (strcmp(ev->kind, "end") == 0) {
+        rc = event_end(self, ev);
+        if (rc == RR_STORE_OK) {
+            snprintf(state, 16, "%s", RR_JOB_FINISHED);
+            ack->finished = true;
+        }
+    }
+    return rc;
+}
+
+/* Advance ACK->acked_seq over the stored seqs that follow it, and persist it. */
+static int advance_acked(rr_store_t *self, rr_store_ack_t *ack)
+{
+    sqlite3_stmt *s = store_stmt_u64(self, ST_EVENT_SEQS, ack->job);
+    if (!s)
+        return RR_STORE_E_DB;
+    uint64_t before = ack->acked_seq;
+    bind_u64(s, 2, ack->acked_seq);
+    int step;
+    while ((step = sqlite3_step(s)) == SQLITE_ROW && col_u64(s, 0) == ack->acked_seq + 1)
+        ack->acked_seq++;
+    sqlite3_reset(s);
+    if (step != SQLITE_ROW && step != SQLITE_DONE)
+        return store_fail_db(self, "event seqs");
+    if (ack->acked_seq == before)
+        return RR_STORE_OK;
+    if (!(s = store_stmt_u64(self, ST_JOB_ACKED_SET, ack->job)))
+        return RR_STORE_E_DB;
+    bind_u64(s, 2, ack->acked_seq);
+    return store_run(self, s, "acked seq", NULL);
+}
+
+static int events_append_tx(rr_store_t *self, const proto_job_event_t *events, size_t n,
+                            batch_t *batch)
+{
+    size_t slot = 0;
+    int rc = RR_STORE_OK;
+    for (size_t i = 0; i < n && rc == RR_STORE_OK; i++) {
+        const proto_job_event_t *ev = &events[i];
+        rc = batch_slot(self, batch, ev->job, &slot);
+        if (rc != RR_STORE_OK || batch->acks[slot].unknown || ev->seq == 0 || !ev->kind)
+            continue;   /* seq counts from 1: a 0 could never be acked */
+        int changes = 0;
+        rc = event_insert(self, ev, &changes);
+        if (rc == RR_STORE_OK && changes == 1) {
+            batch->acks[slot].inserted++;
+            rc = event_effect(self, ev, &batch->acks[slot], batch->states[slot]);
+        }
+    }
+    for (size_t i = 0; i < batch->count && rc == RR_STORE_OK; i++)
+        if (!batch->acks[i].unknown)
+            rc = advance_acked(self, &batch->acks[i]);
+    return rc;
+}
+
+int rr_store_events_append(rr_store_t *self, const proto_job_event_t *events, size_t n,
+                           rr_store_ack_t **acks, size_t *ack_count)
+{
+    batch_t batch = { 0 };
+    int rc = rr_store_begin(self);
+    if (rc == RR_STORE_OK)
+        rc = store_finish_tx(self, events_append_tx(self, events, n, &batch));
+    free(batch.states);
+    if (rc != RR_STORE_OK) {
+        free(batch.acks);
+        batch.acks = NULL;
+        batch.count = 0;
+    }
+    *acks = batch.acks;
+    *ack_count = batch.count;
+    return rc;
+}
+
+/* ---- read ---- */
+
+/* Events of JOB after FROM_SEQ, at most MAX (0 = 1000): ?1 ?2 ?3 of SID. */
+static sqlite3_stmt *events_stmt(rr_store_t *self, store_stmt_t sid, uint64_t job,
+                                 uint64_t from_seq, uint32_t max)
+{
+    sqlite3_stmt *s = store_stmt_u64(self, sid, job);
+    if (s) {
+        bind_u64(s, 2, from_seq);
+        sqlite3_bind_int64(s, 3, max ? max : 1000);
+    }
+    return s;
+}
+
+int rr_store_events_read(rr_store_t *self, uint64_t job, uint64_t from_seq, uint32_t max,
+                         proto_job_event_t **events, size_t *count)
+{
+    *events = NULL;
+    *count = 0;
+    sqlite3_stmt *s = events_stmt(self, ST_EVENTS_READ, job, from_seq, max);
+    return s ? store_rows(self, s, &event_rows, NULL, (void **) events, count, "events read")
+             : RR_STORE_E_DB;
+}
+
+/* For the HTTP API: one kind of event (results) without reading a whole log. */
+int rr_store_events_read_kind(rr_store_t *self, uint64_t job, const char *kind,
+                              uint64_t from_seq, uint32_t max,
+                              proto_job_event_t **events, size_t *count)
+{
+    *events = NULL;
+    *count = 0;
+    sqlite3_stmt *s = events_stmt(self, ST_EVENTS_KIND, job, from_seq, max);
+    if (!s)
+        return RR_STORE_E_DB;
+    bind_text(s, 4, kind);
+    return store_rows(self, s, &event_rows, NULL, (void **) events, count,
+                      "events read by kind");
+}
+
+int rr_store_events_acked(rr_store_t *self, uint64_t job, uint64_t *seq)
+{
+    sqlite3_stmt *s = store_stmt_u64(self, ST_JOB_ACKED_GET, job);
+    int rc = s ? store_job_row(self, s, job, "acked seq") : RR_STORE_E_DB;
+    if (rc == RR_STORE_OK) {
+        *seq = col_u64(s, 1);
+        sqlite3_reset(s);
+    }
+    return rc;
+}
+
+/* ==== log retention (master/retention.c) ==== */
+
+/* One step of statement SID (bound to JOB and MARKER) into *VALUE (may be NULL). */
+static int logs_step(rr_store_t *self, store_stmt_t sid, uint64_t job, const char *marker,
+                     uint64_t *value)
+{
+    sqlite3_stmt *s = store_stmt_u64(self, sid, job);
+    if (!s)
+        return RR_STORE_E_DB;
+    sqlite3_bind_blob(s, 2, marker, (int) strlen(marker), SQLITE_STATIC);
+    return store_read_u64(self, s, "logs prune", value);
+}
+
+int rr_store_logs_prune(rr_store_t *self, uint64_t job, const char *marker, uint64_t *bytes)
+{
+    *bytes = 0;
+    int rc = rr_store_begin(self);
+    if (rc != RR_STORE_OK)
+        return rc;
+    rc = logs_step(self, ST_LOGS_BYTES, job, marker, bytes);
+    if (rc == RR_STORE_OK && *bytes)
+        rc = logs_step(self, ST_LOGS_PRUNE, job, marker, NULL);
+    return store_finish_tx(self, rc);
+}

@@ -1,0 +1,258 @@
+/* store_internal.h: what the rooms of the store share: its statements, its
+ * struct, and the small helpers that step, bind and read them. Private to
+ * store.c (core: open, migrations, transactions), store_jobs.c,
+ * store_events.c and store_fleet.c (workers and devices); the contract is
+ * store.h. Internal functions are named store_* (the library is static:
+ * no short global names).
+ */
+#ifndef RACKRUN_STORE_INTERNAL_H
+#define RACKRUN_STORE_INTERNAL_H
+
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "store.h"
+
+/* ---- statements: prepared once, cached by id ---- */
+
+#define JOBINFO_COLS "id, name, state, outcome, reason, device_type, device, worker, " \
+                     "priority, submitted_ms, started_ms, ended_ms"
+#define DEVINFO_COLS "d.name, d.worker, d.type, d.tags, d.state, d.reason, d.job"
+#define EVENT_COLS   "job, seq, ts, kind, name, value, reason, code, measurement, " \
+                     "units, since, data"
+#define OPEN_STATES  "('scheduled','running','canceling')"
+
+#define STORE_STATEMENTS(X) \
+    X(BEGIN,         "BEGIN IMMEDIATE") \
+    X(COMMIT,        "COMMIT") \
+    X(ROLLBACK,      "ROLLBACK") \
+    X(SAVEPOINT,     "SAVEPOINT rr") \
+    X(RELEASE,       "RELEASE rr") \
+    X(ROLLBACK_TO,   "ROLLBACK TO rr") \
+    X(JOB_INSERT,    "INSERT INTO jobs (name, device_type, tags, priority, state, yaml, def," \
+                     " submitted_ms) VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6, ?7)") \
+    X(JOB_GET,       "SELECT " JOBINFO_COLS " FROM jobs WHERE id = ?1") \
+    X(JOB_STATE,     "SELECT state FROM jobs WHERE id = ?1") \
+    X(JOB_YAML,      "SELECT yaml FROM jobs WHERE id = ?1") \
+    X(JOB_DEF,       "SELECT def FROM jobs WHERE id = ?1") \
+    X(JOBS_ALL,      "SELECT " JOBINFO_COLS " FROM jobs ORDER BY id DESC LIMIT ?1") \
+    X(JOBS_BY_STATE, "SELECT " JOBINFO_COLS " FROM jobs WHERE state = ?1" \
+                     " ORDER BY id DESC LIMIT ?2") \
+    X(JOBS_ACTIVE,   "SELECT id, state, device, worker, accepted, acked_seq FROM jobs" \
+                     " WHERE state IN " OPEN_STATES " AND (?1 IS NULL OR worker = ?1)" \
+                     " ORDER BY id") \
+    X(JOBS_COUNT_ALL,"SELECT count(*) FROM jobs") \
+    X(JOBS_COUNT,    "SELECT count(*) FROM jobs WHERE state = ?1") \
+    X(JOB_ASSIGN,    "UPDATE jobs SET state = 'scheduled', device = ?2, worker = ?3," \
+                     " accepted = 0 WHERE id = ?1 AND state = 'queued'") \
+    X(DEV_RESERVE,   "UPDATE devices SET state = 'reserved', job = ?2, reason = NULL" \
+                     " WHERE name = ?1 AND worker = ?3 AND state = 'idle' AND job IS NULL") \
+    X(JOB_ACCEPTED,  "UPDATE jobs SET accepted = 1 WHERE id = ?1 AND state IN " OPEN_STATES) \
+    X(JOB_RUNNING,   "UPDATE jobs SET state = 'running', started_ms = ?2" \
+                     " WHERE id = ?1 AND state = 'scheduled'") \
+    X(DEV_RUNNING,   "UPDATE devices SET state = 'running' WHERE job = ?1 AND state = 'reserved'") \
+    X(JOB_REQUEUE,   "UPDATE jobs SET state = 'queued', device = NULL, worker = NULL," \
+                     " accepted = 0 WHERE id = ?1 AND state = 'scheduled'") \
+    X(DEV_RELEASE,   "UPDATE devices SET job = NULL, state = CASE WHEN state IN" \
+                     " ('reserved','running') THEN 'idle' ELSE state END WHERE job = ?1") \
+    X(JOB_CANCELING, "UPDATE jobs SET state = 'canceling' WHERE id = ?1") \
+    X(JOB_FINISH,    "UPDATE jobs SET state = 'finished', outcome = ?2, reason = ?3," \
+                     " ended_ms = ?4 WHERE id = ?1 AND state <> 'finished'") \
+    X(JOB_ACKED_GET, "SELECT state, acked_seq FROM jobs WHERE id = ?1") \
+    X(JOB_ACKED_SET, "UPDATE jobs SET acked_seq = ?2 WHERE id = ?1") \
+    X(EVENT_INSERT,  "INSERT OR IGNORE INTO events (" EVENT_COLS ") VALUES" \
+                     " (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)") \
+    X(EVENT_SEQS,    "SELECT seq FROM events WHERE job = ?1 AND seq > ?2 ORDER BY seq") \
+    X(EVENTS_READ,   "SELECT " EVENT_COLS " FROM events WHERE job = ?1 AND seq > ?2" \
+                     " ORDER BY seq LIMIT ?3") \
+    X(WORKER_UPSERT, "INSERT INTO workers (name, rack, version, state, last_seen_ms)" \
+                     " VALUES (?1, ?2, ?3, 'online', ?4) ON CONFLICT (name) DO UPDATE SET" \
+                     " rack = excluded.rack, version = excluded.version, state = 'online'," \
+                     " last_seen_ms = excluded.last_seen_ms") \
+    X(WORKER_SEEN,   "UPDATE workers SET last_seen_ms = ?2 WHERE name = ?1") \
+    X(WORKER_STATE,  "UPDATE workers SET state = ?2 WHERE name = ?1") \
+    X(WORKER_DEVS_OFF, "UPDATE devices SET state = 'offline', reason = ?2 WHERE worker = ?1" \
+                     " AND state NOT IN ('maintenance','retired')") \
+    X(WORKERS_LIST,  "SELECT w.name, w.rack, w.state, w.version, w.last_seen_ms," \
+                     " (SELECT count(*) FROM devices d WHERE d.worker = w.name)" \
+                     " FROM workers w WHERE (?1 IS NULL OR w.state = ?1) ORDER BY w.name") \
+    X(DEV_CURRENT,   "SELECT state, reason, worker FROM devices WHERE name = ?1") \
+    X(DEV_OPEN_JOB,  "SELECT id, state FROM jobs WHERE device = ?1 AND state IN " OPEN_STATES \
+                     " ORDER BY id DESC LIMIT 1") \
+    X(DEV_UPSERT,    "INSERT INTO devices (name, worker, type, tags, state, reason, job)" \
+                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (name) DO UPDATE SET" \
+                     " worker = excluded.worker, type = excluded.type, tags = excluded.tags," \
+                     " state = excluded.state, reason = excluded.reason, job = excluded.job") \
+    X(DEV_SET,       "UPDATE devices SET state = ?2, reason = ?3 WHERE name = ?1") \
+    X(DEV_SET_JOB,   "UPDATE devices SET state = ?2, reason = ?3, job = ?4 WHERE name = ?1") \
+    X(DEV_NAMES,     "SELECT name FROM devices WHERE worker = ?1") \
+    X(DEV_GET,       "SELECT " DEVINFO_COLS " FROM devices d WHERE d.name = ?1") \
+    X(DEVS_LIST,     "SELECT " DEVINFO_COLS " FROM devices d WHERE (?1 IS NULL OR" \
+                     " d.worker = ?1) ORDER BY d.name") \
+    X(DEVS_IDLE,     "SELECT " DEVINFO_COLS " FROM devices d JOIN workers w" \
+                     " ON w.name = d.worker WHERE d.state = 'idle' AND w.state = 'online'" \
+                     " ORDER BY d.type, d.tags, d.name") \
+    X(QUEUE_WALK,    "SELECT id, tags FROM jobs WHERE state = 'queued' AND device_type = ?1" \
+                     " ORDER BY priority DESC, id ASC") \
+    /* ---- HTTP API and metrics ---- */ \
+    X(JOBS_QUERY,    "SELECT " JOBINFO_COLS " FROM jobs WHERE (?1 IS NULL OR state = ?1)" \
+                     " AND (?2 IS NULL OR device_type = ?2) AND (?3 IS NULL OR worker = ?3)" \
+                     " ORDER BY id DESC LIMIT ?4 OFFSET ?5") \
+    X(QUEUE_OLDEST,  "SELECT submitted_ms FROM jobs WHERE state = 'queued' ORDER BY id LIMIT 1") \
+    X(EVENTS_KIND,   "SELECT " EVENT_COLS " FROM events WHERE job = ?1 AND seq > ?2" \
+                     " AND kind = ?4 ORDER BY seq LIMIT ?3") \
+    /* ---- log retention (master/retention.c) ---- */ \
+    X(JOBS_ENDED,    "SELECT id, ended_ms FROM jobs WHERE state = 'finished'" \
+                     " AND (ended_ms, id) > (?1, ?2) AND ended_ms < ?3" \
+                     " ORDER BY ended_ms, id LIMIT ?4") \
+    X(LOGS_BYTES,    "SELECT coalesce(sum(length(data)), 0) FROM events WHERE job = ?1" \
+                     " AND kind = 'log' AND data IS NOT NULL AND data <> ?2") \
+    X(LOGS_PRUNE,    "UPDATE events SET data = CASE WHEN seq = (SELECT min(seq) FROM events" \
+                     " WHERE job = ?1 AND kind = 'log') THEN ?2 ELSE NULL END" \
+                     " WHERE job = ?1 AND kind = 'log' AND data IS NOT NULL AND data <> ?2") \
+    X(USED_BYTES,    "SELECT (SELECT page_count FROM pragma_page_count())" \
+                     " - (SELECT freelist_count FROM pragma_freelist_count()),"\
+                     " (SELECT page_size FROM pragma_page_size())")
+
+typedef enum {
+#define STORE_ENUM(id, sql) ST_##id,
+    STORE_STATEMENTS(STORE_ENUM)
+#undef STORE_ENUM
+    ST_COUNT
+} store_stmt_t;
+
+struct _rr_store_t {
+    sqlite3 *db;
+    char *path;
+    sqlite3_stmt *stmts[ST_COUNT];
+    int depth;              /* transaction nesting: 0 = none */
+    char journal[16];
+    char error[512];
+};
+
+/* ---- errors ---- */
+
+/* Set the error text from FMT and return CODE. */
+int store_fail(rr_store_t *self, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* RR_STORE_E_DB with "store PATH: WHAT: <sqlite's message>". */
+int store_fail_db(rr_store_t *self, const char *what);
+
+/* RR_STORE_E_NOTFOUND with "job ID: no such job". */
+int store_no_job(rr_store_t *self, uint64_t id);
+
+/* ---- statements ---- */
+
+/* The cached statement ID, reset and unbound, or NULL (error set). */
+sqlite3_stmt *store_stmt(rr_store_t *self, store_stmt_t id);
+
+/* The same with ?1 bound to FIRST (a job id, a seq...). */
+sqlite3_stmt *store_stmt_u64(rr_store_t *self, store_stmt_t id, uint64_t first);
+
+/* The same with ?1 bound to the text FIRST (a name; NULL binds NULL). */
+sqlite3_stmt *store_stmt_text(rr_store_t *self, store_stmt_t id, const char *first);
+
+/* Run a statement that returns no rows; *CHANGES (may be NULL) gets rows changed. */
+int store_run(rr_store_t *self, sqlite3_stmt *s, const char *what, int *changes);
+
+/* Step S once. RR_STORE_OK: a row to read, then sqlite3_reset(S).
+ * RR_STORE_E_NOTFOUND: no row, no error text (the caller names what is
+ * missing). Else a DB error about WHAT. S is reset unless RR_STORE_OK. */
+int store_step_row(rr_store_t *self, sqlite3_stmt *s, const char *what);
+
+/* store_step_row for a query on job ID: "job ID: no such job" when no row. */
+int store_job_row(rr_store_t *self, sqlite3_stmt *s, uint64_t id, const char *what);
+
+/* Step S once for the number in column 0 into *VALUE (may be NULL; left
+ * unchanged when there is no row, which is not an error). S is reset. */
+int store_read_u64(rr_store_t *self, sqlite3_stmt *s, const char *what, uint64_t *value);
+
+static inline void bind_u64(sqlite3_stmt *s, int i, uint64_t v)
+{
+    sqlite3_bind_int64(s, i, (sqlite3_int64) v);
+}
+
+/* Text, copied by SQLite; NULL binds NULL. */
+static inline void bind_text(sqlite3_stmt *s, int i, const char *text)
+{
+    sqlite3_bind_text(s, i, text, -1, SQLITE_TRANSIENT);
+}
+
+/* Column I as a malloc'd string, NULL for NULL (or ENOMEM). */
+static inline char *col_dup(sqlite3_stmt *s, int i)
+{
+    const unsigned char *text = sqlite3_column_text(s, i);
+    return text ? strdup((const char *) text) : NULL;
+}
+
+static inline uint64_t col_u64(sqlite3_stmt *s, int i)
+{
+    return (uint64_t) sqlite3_column_int64(s, i);
+}
+
+/* ---- lists: one array element per row ---- */
+
+/* How a list reads one row into an element of SIZE bytes (READ: 0, or -1 on
+ * ENOMEM; ARG is the caller's), and how it frees one (CLEAR may be NULL). */
+typedef struct {
+    size_t size;
+    int (*read)(sqlite3_stmt *s, void *item, void *arg);
+    void (*clear)(void *item);
+} store_rowtype_t;
+
+/* Step S to its end into *ITEMS (malloc'd), *COUNT elements of TYPE. On
+ * failure (a DB error about WHAT, or ENOMEM) nothing is kept: *ITEMS NULL,
+ * *COUNT 0. S is reset. */
+int store_rows(rr_store_t *self, sqlite3_stmt *s, const store_rowtype_t *type, void *arg,
+               void **items, size_t *count, const char *what);
+
+/* Clear COUNT elements of TYPE, free *ITEMS and NULL it (NULL or *NULL: no-op). */
+void store_items_free(void **items, size_t count, const store_rowtype_t *type);
+
+/* Make room for one more element of SIZE bytes in *ARRAY (holding COUNT);
+ * new room is zeroed. */
+int store_grow(void **array, size_t count, size_t *cap, size_t size);
+
+/* ---- transactions ---- */
+
+/* End an internal transaction: commit when RC is OK, else roll back. Returns
+ * RC (or the commit's failure). */
+int store_finish_tx(rr_store_t *self, int rc);
+
+/* ---- names and tags ---- */
+
+/* NAME (may be NULL: false) is one of the NULL-terminated NAMES. */
+bool store_one_of(const char *name, const char *const *names);
+
+extern const char *const store_job_states[];
+extern const char *const store_outcomes[];
+extern const char *const store_device_states[];
+extern const char *const store_worker_states[];
+
+/* TAGS sorted, deduplicated and comma-joined, malloc'd ("" for none). */
+char *store_tags_join(char *const *tags, size_t count);
+
+/* Split a comma-joined TEXT into a malloc'd array of malloc'd strings. */
+int store_tags_split(const char *text, char ***tags, size_t *count);
+
+/* Free COUNT strings and the array. */
+void store_strs_free(char **strs, size_t count);
+
+/* ---- across rooms (store_jobs.c, used by the event stream) ---- */
+
+/* The state of job ID into STATE (16 bytes). */
+int store_job_state(rr_store_t *self, uint64_t id, char state[16]);
+
+/* Scheduled -> running and its device running; already running/canceling:
+ * no-op. Inside a transaction. */
+int store_job_running_tx(rr_store_t *self, uint64_t id, uint64_t now_ms);
+
+/* Open job -> finished with OUTCOME and REASON; its device lets go of it.
+ * Inside a transaction. */
+int store_job_finish_tx(rr_store_t *self, uint64_t id, const char *outcome,
+                        const char *reason, uint64_t now_ms);
+
+#endif
