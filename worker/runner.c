@@ -50,6 +50,7 @@ typedef struct rr_runner_shell {
     uint64_t rx_bytes;           /* console bytes received in this job */
     uint64_t echo_due;           /* rx_bytes that make the due output arrived */
     unsigned silences;           /* times due output did not come in this job */
+    unsigned gaps;               /* console_gap events emitted in this job */
     bool booting;                /* between power on and the prompt */
     const char *stop_reason;
     char reason[1024];           /* why the job cannot complete */
@@ -223,6 +224,7 @@ static int console_recover(runner_t *r, const char *cause)
             snprintf(why, sizeof why, "sol bmc %s: %s; reopened", bmc_name(r), cause);
             proto_job_event_t ev = { .kind = "console_gap", .since = since, .reason = why };
             emit(r, &ev);
+            r->gaps++;
             rr_info("job %" PRIu64 ": sol bmc %s: reconnected after %u tries: console gap of "
                     "%" PRIu64 " ms recorded", r->ctx->job, bmc_name(r), tries,
                     rr_wall_ms() - since);
@@ -264,6 +266,7 @@ static int console_silent(runner_t *r)
         proto_job_event_t ev = { .kind = "console_gap", .since = gap_start(r), .reason = why };
         log_flush(r);
         emit(r, &ev);
+        r->gaps++;
         snprintf(r->reason, sizeof r->reason, "sol bmc %s: console silent: no output for %"
                  PRIu32 " ms while output was due, also after reopening the session%s",
                  bmc_name(r), silent_ms(r), r->booting ? " and a power cycle" : "");
@@ -615,6 +618,7 @@ static run_status_t run_step(runner_t *r, const proto_step_t *step, uint64_t act
      * swallow the marker, and the shell reads the whole group before running
      * any of it, so nothing is typed (and echoed into the output) while the
      * command runs, and a command reading stdin cannot eat the marker. */
+    unsigned gaps_before = r->gaps;
     run_status_t typed = type_step(r, step, line, sizeof line, delay);
     if (typed != RUN_OK)
         return typed;
@@ -637,6 +641,15 @@ static run_status_t run_step(runner_t *r, const proto_step_t *step, uint64_t act
         return RUN_STOP;
     case W_TIMEOUT: {
         char why[128];
+        if (r->gaps > gaps_before) {
+            /* The marker may have been printed while the console was down: an
+             * infrastructure failure, never the step's result. */
+            snprintf(r->reason, sizeof r->reason, "test: step '%s': no end marker within %"
+                     PRIu32 " s, and the console was lost during the step (sol bmc %s, see "
+                     "console_gap): the marker may have gone with it", step->name, limit_s,
+                     bmc_name(r));
+            return RUN_FAIL;
+        }
         snprintf(why, sizeof why, "no end marker within %" PRIu32 " s%s", limit_s, power_note(r));
         emit_result(r, step->name, "fail", -1, why, NULL, NULL);
         snprintf(r->reason, sizeof r->reason, "test: step '%s': %s", step->name, why);

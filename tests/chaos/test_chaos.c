@@ -122,7 +122,7 @@ static void submit_all(chaos_t *c)
         snprintf(tag, sizeof tag, "c%zu", i);
         /* 5..40 lines, 20..80 ms apart: jobs of 0.1..3 s of output */
         cluster_job_yaml(yaml, sizeof yaml, tag, (unsigned)rnd_between(5, 40),
-                         (unsigned)rnd_between(20, 80), 60);
+                         (unsigned)rnd_between(20, 80), 20);
         c->jobs[i].id = cluster_submit(c->cluster, yaml);
         assert_true(c->jobs[i].id > 0);
     }

@@ -383,6 +383,37 @@ static void test_tripped_sol_is_reconnected_or_named(void **state)
     passed(fx);
 }
 
+/* Every job trips the bursty BMC: three infrastructure failures in a row
+ * make the device bad, and a bad device is never scheduled. */
+static void test_device_bad_after_three_infrastructure_failures(void **state)
+{
+    fx_t *fx = *state;
+    const char *device = cluster_device(fx->cluster, 0);
+    char bmc[96], st[32], why[600];
+    bmc_of(fx, 0, bmc, sizeof bmc);
+    for (int i = 0; i < 3; i++) {
+        char tag[16];
+        snprintf(tag, sizeof tag, "bad%d", i);
+        uint64_t job = submit(fx, tag, 3, 10);
+        wait_finished(fx, job);
+        assert_string_equal(fx->outcome, RR_OUTCOME_INCOMPLETE);
+        assert_non_null(strstr(fx->reason, bmc));
+        if (i < 2)
+            assert_true(cluster_wait_device(fx->cluster, device, RR_DEVICE_IDLE, 10000));
+    }
+    assert_true(cluster_wait_device(fx->cluster, device, RR_DEVICE_BAD, 10000));
+    assert_int_equal(cluster_device_state(fx->cluster, device, st, sizeof st, why, sizeof why), 0);
+    fprintf(stderr, "device %s: %s: %s\n", device, st, why);
+    assert_non_null(strstr(why, "3 consecutive infrastructure failures"));
+    uint64_t next = submit(fx, "bad-next", 3, 10);
+    zclock_sleep(2000);
+    proto_msg_t m;
+    assert_int_equal(cluster_job(fx->cluster, next, &m, 2000), 0);
+    assert_string_equal(m.u.job_detail.info->state, RR_JOB_QUEUED);
+    proto_msg_free(&m);
+    passed(fx);
+}
+
 /* ---- the spool quota ---- */
 
 static void test_spool_quota_stops_the_job_with_a_clear_reason(void **state)
@@ -438,6 +469,8 @@ int main(int argc, char **argv)
                                         setup_one, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_stops_the_runner_and_powers_the_node_off,
                                         setup_one, teardown),
+        cmocka_unit_test_setup_teardown(test_device_bad_after_three_infrastructure_failures,
+                                        setup_burst_fast, teardown),
         cmocka_unit_test_setup_teardown(test_spool_quota_stops_the_job_with_a_clear_reason,
                                         setup_quota, teardown),
         cmocka_unit_test_setup_teardown(test_paced_typing_never_trips_a_bursty_bmc,
