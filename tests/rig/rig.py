@@ -541,7 +541,7 @@ class Node:
         for key in ("kernel", "initrd", "fdt", "append"):
             env["RR_" + key.upper()] = info.get(key, "")
         self.shell_pid = spawn(["/bin/sh", "-i"], [slave, slave, slave], env=env,
-                               cwd=self.dir, ctty=True, unprivileged=True)
+                               cwd=self.dir, ctty=True)
         os.close(slave)
         os.set_blocking(master, False)
         self.shell_fd = master
