@@ -541,7 +541,8 @@ class Node:
         for key in ("kernel", "initrd", "fdt", "append"):
             env["RR_" + key.upper()] = info.get(key, "")
         self.shell_pid = spawn(["/bin/sh", "-i"], [slave, slave, slave], env=env,
-                               cwd=self.dir, ctty=True)
+                               cwd=self.dir, ctty=True,
+                               unprivileged=self.rig.args.unprivileged_nodes)
         os.close(slave)
         os.set_blocking(master, False)
         self.shell_fd = master
@@ -1076,6 +1077,8 @@ def main():
     p.add_argument("--boot-delay-ms", type=int, default=0,
                    help="delay between power on and the boot banner")
     p.add_argument("--no-stdin", action="store_true", help="ignore stdin (no EOF stop)")
+    p.add_argument("--unprivileged-nodes", action="store_true",
+                   help="run fast node shells as nobody when the rig runs as root")
     p.add_argument("--node-kind", choices=("fast", "highbank"), default="fast",
                    help="fast: a host shell that boots at once (default); highbank: QEMU "
                         "-M highbank booting the real armhf kernel (docs/highbank-node.md)")
