@@ -1,5 +1,5 @@
 /* inventory.c: what the lab holds: `rackrun workers`, `rackrun devices`,
- * `rackrun device maintenance NAME on|off`, and `rackrun console` (not yet). */
+ * `rackrun device maintenance NAME on|off` (`rackrun console`: console.c). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -119,14 +119,4 @@ int rr_cmd_device(const rr_cli_opts_t *opts, int argc, char **args)
         printf("device %s: maintenance %s\n", args[1], args[2]);
     proto_msg_free(&reply);
     return rc;
-}
-
-/* The protocol has no console message yet (DESIGN.md: the worker holds the
- * SOL session; following it needs a CONSOLE stream through the master). */
-int rr_cmd_console(const rr_cli_opts_t *opts, int argc, char **args)
-{
-    (void)opts, (void)argc;
-    rr_cli_error("console %s: not implemented yet (the protocol has no console stream); "
-                 "a running job's console is in 'rackrun logs -f ID'", args[0]);
-    return RR_EXIT_FAILED;
 }

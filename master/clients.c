@@ -1,5 +1,5 @@
 /* clients.c: client requests on the master's client endpoint: SUBMIT, JOBS,
- * JOB, CANCEL, LOGS (logs.c), WORKERS, DEVICES, DEVICE_SET.
+ * JOB, CANCEL, LOGS (logs.c), WORKERS, DEVICES, DEVICE_SET, CONSOLE (console.c).
  *
  * Each request gets exactly one reply (LOGS: a stream ending in LOGS_END).
  * A store failure is an ERROR "internal" to the client and an error line in
@@ -280,6 +280,7 @@ void rr_clients_on_message(rr_master_t *self, zframe_t *rid, proto_msg_t *msg)
     case PROTO_MSG_WORKERS:    s_on_workers(self, rid, &msg->u.workers); break;
     case PROTO_MSG_DEVICES:    s_on_devices(self, rid, &msg->u.devices); break;
     case PROTO_MSG_DEVICE_SET: s_on_device_set(self, rid, &msg->u.device_set); break;
+    case PROTO_MSG_CONSOLE:    rr_console_request(self, rid, &msg->u.console); break;
     default: {
         char peer[64];
         self->metrics.bad_messages++;

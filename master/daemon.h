@@ -8,6 +8,7 @@
  *   dispatch.c  master -> worker commands re-sent until acknowledged
  *   events.c    JOB_EVENT batches: one transaction, then EVENT_ACK
  *   logs.c      LOGS cursors, including followers
+ *   console.c   CONSOLE followers of a device's live console
  *   clients.c   client requests
  *   auth.c      the ZAP handler (auth.h)
  * Everything runs on the loop's thread: nothing here is locked.
@@ -33,6 +34,7 @@ typedef struct _rr_sessions_t rr_sessions_t;
 typedef struct _rr_dispatch_t rr_dispatch_t;
 typedef struct _rr_batch_t rr_batch_t;
 typedef struct _rr_cursors_t rr_cursors_t;
+typedef struct _rr_consoles_t rr_consoles_t;
 
 struct _rr_master_t {
     const rr_master_config_t *config;   /* borrowed */
@@ -50,6 +52,7 @@ struct _rr_master_t {
     rr_dispatch_t *dispatch;
     rr_batch_t *batch;
     rr_cursors_t *cursors;
+    rr_consoles_t *consoles;            /* console followers (console.c) */
     rr_metrics_t metrics;               /* counters for /metrics (metrics.h) */
     rr_http_t *http;                    /* JSON API, /metrics, dashboard; NULL = off */
     rr_notify_t *notify;                /* job notifications (notify.h) */
@@ -100,7 +103,7 @@ zframe_t *rr_workers_route(rr_master_t *self, const char *worker);
 
 /* ---- dispatch.c ---- */
 
-typedef enum { RR_CMD_START, RR_CMD_CANCEL, RR_CMD_DEVSET } rr_cmd_kind_t;
+typedef enum { RR_CMD_START, RR_CMD_CANCEL, RR_CMD_DEVSET, RR_CMD_CONSFOLLOW } rr_cmd_kind_t;
 
 rr_dispatch_t *rr_dispatch_new(void);
 void rr_dispatch_destroy(rr_dispatch_t **self_p);
@@ -114,6 +117,9 @@ void rr_dispatch_cancel(rr_master_t *self, uint64_t job, const char *worker);
 /* Queue DEVICE_SET for DEVICE of WORKER (replacing an older one) and send it. */
 void rr_dispatch_devset(rr_master_t *self, const char *device, const char *worker,
                         bool maintenance);
+
+/* Queue CONSOLE_FOLLOW (ON) for DEVICE of WORKER (replacing an older one) and send it. */
+void rr_dispatch_consfollow(rr_master_t *self, const char *device, const char *worker, bool on);
 
 /* The worker acknowledged a command: drop it. True when one was pending. */
 bool rr_dispatch_acked(rr_master_t *self, rr_cmd_kind_t kind, uint64_t job, const char *device);
@@ -146,8 +152,25 @@ void rr_logs_request(rr_master_t *self, zframe_t *rid, const proto_logs_t *req);
 /* New events of JOB were committed (or it ended): feed its cursors. */
 void rr_logs_job_changed(rr_master_t *self, uint64_t job);
 
-/* Timer: retry cursors a full client queue held back. */
+/* Timer: retry cursors a full client queue held back, drop those of revoked client keys. */
 void rr_logs_tick(rr_master_t *self);
+
+/* ---- console.c ---- */
+
+rr_consoles_t *rr_consoles_new(void);
+void rr_consoles_destroy(rr_consoles_t **self_p);
+
+/* Client CONSOLE: start (or keep alive) or stop following a device's console. */
+void rr_console_request(rr_master_t *self, zframe_t *rid, const proto_console_t *req);
+
+/* CONSOLE_DATA from WORKER: forward it to the device's followers. */
+void rr_console_data(rr_master_t *self, const char *worker, const proto_console_data_t *data);
+
+/* WORKER said HELLO (it may have restarted): tell it again which consoles are followed. */
+void rr_console_worker_hello(rr_master_t *self, const char *worker);
+
+/* Timer: drop followers that stopped repeating their CONSOLE. */
+void rr_console_tick(rr_master_t *self, uint64_t now_mono);
 
 /* ---- clients.c ---- */
 

@@ -1,4 +1,5 @@
-/* dispatch.c: master -> worker commands (JOB_START, JOB_CANCEL, DEVICE_SET),
+/* dispatch.c: master -> worker commands (JOB_START, JOB_CANCEL, DEVICE_SET,
+ * CONSOLE_FOLLOW),
  * each re-sent with backoff (from half a heartbeat interval up to 8) until the
  * worker acknowledges it (JOB_ACCEPT for a start, ACK for the others).
  *
@@ -18,6 +19,7 @@ typedef struct {
     char *device;           /* START, DEVSET */
     char *worker;
     bool maintenance;       /* DEVSET */
+    bool on;                /* CONSFOLLOW */
     uint64_t sent_at;       /* mono ms of the last send, 0 = never */
     uint32_t tries;
     void *handle;           /* its place in cmds */
@@ -29,7 +31,7 @@ struct _rr_dispatch_t {
     zhashx_t *by_key;       /* s_key() -> rr_cmd_t, borrowed */
 };
 
-static const char *s_kind_name[] = { "start", "jcancel", "devset" };
+static const char *s_kind_name[] = { "start", "jcancel", "devset", "consfollow" };
 
 static void s_cmd_destroy(void **item)
 {
@@ -73,7 +75,7 @@ void rr_dispatch_destroy(rr_dispatch_t **self_p)
 static const char *s_key(char *buf, size_t len, rr_cmd_kind_t kind, uint64_t job,
                          const char *device)
 {
-    if (kind == RR_CMD_DEVSET)
+    if (kind == RR_CMD_DEVSET || kind == RR_CMD_CONSFOLLOW)
         snprintf(buf, len, "%s:%s", s_kind_name[kind], device);
     else
         snprintf(buf, len, "%s:%" PRIu64, s_kind_name[kind], job);
@@ -84,7 +86,7 @@ static const char *s_key(char *buf, size_t len, rr_cmd_kind_t kind, uint64_t job
 static rr_cmd_t *s_find(rr_dispatch_t *self, rr_cmd_kind_t kind, uint64_t job, const char *device)
 {
     char key[sizeof ((rr_cmd_t *) 0)->key];
-    if (kind == RR_CMD_DEVSET && !device)
+    if ((kind == RR_CMD_DEVSET || kind == RR_CMD_CONSFOLLOW) && !device)
         return NULL;
     return zhashx_lookup(self->by_key, s_key(key, sizeof key, kind, job, device));
 }
@@ -141,6 +143,10 @@ static bool s_send(rr_master_t *self, rr_cmd_t *cmd, zframe_t *rid)
         msg.type = PROTO_MSG_DEVICE_SET;
         msg.u.device_set = (proto_device_set_t) { .device = cmd->device,
                                                   .maintenance = cmd->maintenance };
+        break;
+    case RR_CMD_CONSFOLLOW:
+        msg.type = PROTO_MSG_CONSOLE_FOLLOW;
+        msg.u.console_follow = (proto_console_follow_t) { .device = cmd->device, .on = cmd->on };
         break;
     }
     /* msg borrows cmd's strings: not proto_msg_free'd */
@@ -204,6 +210,20 @@ void rr_dispatch_devset(rr_master_t *self, const char *device, const char *worke
         return;
     }
     cmd->maintenance = maintenance;
+    s_try_send(self, cmd, rr_mono_ms());
+}
+
+void rr_dispatch_consfollow(rr_master_t *self, const char *device, const char *worker, bool on)
+{
+    rr_cmd_t *old = s_find(self->dispatch, RR_CMD_CONSFOLLOW, 0, device);
+    if (old)
+        s_remove(self->dispatch, old);
+    rr_cmd_t *cmd = s_add(self->dispatch, RR_CMD_CONSFOLLOW, 0, device, worker);
+    if (!cmd) {
+        rr_error("device %s: console follow: out of memory", device);
+        return;
+    }
+    cmd->on = on;
     s_try_send(self, cmd, rr_mono_ms());
 }
 

@@ -168,6 +168,7 @@ static int s_on_tick(zloop_t *loop, int timer_id, void *arg)
     rr_workers_tick(self, now);
     rr_dispatch_flush(self, NULL, false, now);
     rr_logs_tick(self);
+    rr_console_tick(self, now);
     return 0;
 }
 
@@ -260,9 +261,10 @@ rr_master_t *rr_master_new(const rr_master_config_t *config, char *err, size_t e
     self->dispatch = rr_dispatch_new();
     self->batch = rr_batch_new();
     self->cursors = rr_cursors_new();
+    self->consoles = rr_consoles_new();
     self->notify = self->loop ? rr_notify_new(self->loop, NULL) : NULL;
     if (!self->loop || !self->sessions || !self->dispatch || !self->batch || !self->cursors
-        || !self->notify) {
+        || !self->consoles || !self->notify) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -314,6 +316,7 @@ void rr_master_destroy(rr_master_t **self_p)
     rr_notify_destroy(&self->notify);       /* ends its pollers and timers: before the loop */
     rr_retention_destroy(&self->retention);
     rr_cursors_destroy(&self->cursors);
+    rr_consoles_destroy(&self->consoles);
     rr_batch_destroy(&self->batch);
     rr_dispatch_destroy(&self->dispatch);
     rr_sessions_destroy(&self->sessions);
@@ -328,7 +331,10 @@ void rr_master_destroy(rr_master_t **self_p)
 
 int rr_master_run(rr_master_t *self)
 {
-    zloop_start(self->loop);
+    /* zloop_start also returns (0) when a signal with a handler interrupts
+     * its poll: SIGHUP (auth.c: re-read the keys) must not stop the master. */
+    while (zloop_start(self->loop) == 0 && !zsys_interrupted && errno == EINTR)
+        ;
     rr_info("master epoch %" PRIu64 ": stopping", self->epoch);
     return 0;
 }

@@ -33,6 +33,7 @@ rr_role_t rr_role_needed(proto_type_t type)
     case PROTO_MSG_LOGS:
     case PROTO_MSG_WORKERS:
     case PROTO_MSG_DEVICES:
+    case PROTO_MSG_CONSOLE:
         return RR_ROLE_READ;
     case PROTO_MSG_SUBMIT:
     case PROTO_MSG_CANCEL:

@@ -312,6 +312,7 @@ static void s_on_hello(rr_master_t *self, zframe_t *rid, const proto_hello_t *he
     s_reconcile_active(self, hello->worker, hello);
     s_cancel_ended(self, hello->worker, hello);
     s_send_welcome(self, rid, hello);
+    rr_console_worker_hello(self, hello->worker);
     rr_dispatch_flush(self, hello->worker, true, rr_mono_ms());
     rr_master_schedule(self);
 }
@@ -411,6 +412,8 @@ static void s_on_ack(rr_master_t *self, rr_session_t *session, zframe_t *rid,
     }
     else if (streq(ack->of, "devset") && ack->device)
         rr_dispatch_acked(self, RR_CMD_DEVSET, 0, ack->device);
+    else if (streq(ack->of, "consfollow") && ack->device)
+        rr_dispatch_acked(self, RR_CMD_CONSFOLLOW, 0, ack->device);
     else
         rr_master_send_error(self, self->worker_sock, rid, "invalid", "of", ack->job,
                              "ack: nothing to acknowledge of '%s'", ack->of);
@@ -491,6 +494,9 @@ void rr_workers_on_message(rr_master_t *self, zframe_t *rid, proto_msg_t *msg)
         break;
     case PROTO_MSG_ACK:
         s_on_ack(self, session, rid, &msg->u.ack);
+        break;
+    case PROTO_MSG_CONSOLE_DATA:
+        rr_console_data(self, session->name, &msg->u.console_data);
         break;
     case PROTO_MSG_ERROR:
         rr_warn("worker %s: reports error %s: %s", session->name, msg->u.error.code,

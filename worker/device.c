@@ -32,6 +32,7 @@ typedef struct {
     uint32_t sol_backoff_ms;
     char sol_error[512];
     bool maintenance;
+    bool following;               /* pass every console byte up ("CONSOLE") */
     unsigned infra_failures;      /* consecutive, see RR_DEVICE_BAD_AFTER */
     char bad_reason[600];         /* "" = not bad */
     bool terminated;
@@ -117,6 +118,23 @@ static void set_maintenance(device_t *self, bool on)
     self->bad_reason[0] = '\0';
 }
 
+/* A client follows the console: pass BUF up (live view, not the job's record). */
+static void console_pass(device_t *self, const void *buf, size_t len)
+{
+    if (self->following && len > 0)
+        zsock_send(self->pipe, "sb", "CONSOLE", buf, len);
+}
+
+/* "FOLLOW" on(int): console_pass on or off. */
+static void set_following(device_t *self, zmsg_t *msg)
+{
+    char *on = zmsg_popstr(msg);
+    self->following = on && atoi(on);
+    rr_info("device %s: console following %s", self->config->name,
+            self->following ? "on" : "off");
+    free(on);
+}
+
 /* ---- runner callbacks ---- */
 
 static void job_emit(void *arg, const proto_job_event_t *event)
@@ -124,6 +142,8 @@ static void job_emit(void *arg, const proto_job_event_t *event)
     device_t *self = arg;
     if (!strcmp(event->kind, "end"))
         count_outcome(self, event);
+    if (!strcmp(event->kind, "log"))
+        console_pass(self, event->data, event->data_len);
     proto_msg_t msg = { .type = PROTO_MSG_JOB_EVENT, .version = PROTO_VERSION };
     msg.u.job_event = *event;
     uint8_t *buf = NULL;
@@ -176,6 +196,8 @@ static void job_command(device_t *self)
         char *on = zmsg_popstr(msg);
         set_maintenance(self, on && atoi(on));
         free(on);
+    } else if (cmd && !strcmp(cmd, "FOLLOW")) {
+        set_following(self, msg);
     }
     free(cmd);
     zmsg_destroy(&msg);
@@ -244,6 +266,8 @@ static bool idle_command(device_t *self)
         set_maintenance(self, on && atoi(on));
         free(on);
         send_state(self);
+    } else if (!strcmp(cmd, "FOLLOW")) {
+        set_following(self, msg);
     }
     free(cmd);
     zmsg_destroy(&msg);
@@ -251,13 +275,13 @@ static bool idle_command(device_t *self)
 }
 
 /* Console output while no job runs belongs to no job: read and drop it so
- * it never piles up in the BMC or libipmiconsole. */
+ * it never piles up in the BMC or libipmiconsole (a follower still sees it). */
 static void idle_console(device_t *self)
 {
     char buf[4096];
     ssize_t n;
     while ((n = rr_sol_read(self->sol, buf, sizeof buf)) > 0)
-        ;
+        console_pass(self, buf, (size_t) n);
     if (n < 0) {
         snprintf(self->sol_error, sizeof self->sol_error, "%s", rr_sol_error(self->sol));
         rr_warn("device %s: console lost: %s", self->config->name, self->sol_error);
@@ -358,6 +382,11 @@ void rr_device_maintenance(zactor_t *self, bool on)
     zsock_send(self, "si", "MAINT", on ? 1 : 0);
 }
 
+void rr_device_console_follow(zactor_t *self, bool on)
+{
+    zsock_send(self, "si", "FOLLOW", on ? 1 : 0);
+}
+
 int rr_device_recv(zactor_t *self, rr_device_msg_t *msg)
 {
     memset(msg, 0, sizeof *msg);
@@ -371,6 +400,16 @@ int rr_device_recv(zactor_t *self, rr_device_msg_t *msg)
         msg->kind = RR_DEVICE_MSG_EVENT;
     } else if (kind && !strcmp(kind, "DONE")) {
         msg->kind = RR_DEVICE_MSG_DONE;
+    } else if (kind && !strcmp(kind, "CONSOLE")) {
+        msg->kind = RR_DEVICE_MSG_CONSOLE;
+        f = zmsg_pop(m);
+        msg->len = f ? zframe_size(f) : 0;
+        msg->data = msg->len ? malloc(msg->len) : NULL;
+        if (msg->data)
+            memcpy(msg->data, zframe_data(f), msg->len);
+        rc = msg->data ? 0 : -1;
+        zframe_destroy(&f);
+        goto out;
     } else if (kind && !strcmp(kind, "STATE")) {
         msg->kind = RR_DEVICE_MSG_STATE;
         msg->state = zmsg_popstr(m);

@@ -9,11 +9,13 @@
  *   "START" job(8) jobdef(msgpack)  run a job (the main loop checked the device is free)
  *   "CANCEL" job(8)                 stop the job within bounded time, power off, end canceled
  *   "MAINT" on(int)                 maintenance on/off
+ *   "FOLLOW" on(int)                a client follows the console: pass every byte up
  *   "STOP"                          the worker stops: end the job incomplete
  * Messages, actor -> main loop (read with rr_device_recv):
  *   "EVENT" job(8) event(msgpack JOB_EVENT with seq 0)
  *   "STATE" state reason            idle | running | offline | maintenance
- *   "DONE" job(8)                   the runner returned; the device is free again */
+ *   "DONE" job(8)                   the runner returned; the device is free again
+ *   "CONSOLE" bytes                 console bytes read (idle or in a job) while following */
 #ifndef RACKRUN_DEVICE_H
 #define RACKRUN_DEVICE_H
 
@@ -42,14 +44,17 @@ void rr_device_abort(zactor_t *self, uint64_t job, const char *reason);
 /* Switch maintenance on or off. */
 void rr_device_maintenance(zactor_t *self, bool on);
 
+/* Pass every console byte up as RR_DEVICE_MSG_CONSOLE (on) or stop. */
+void rr_device_console_follow(zactor_t *self, bool on);
+
 typedef enum { RR_DEVICE_MSG_NONE = 0, RR_DEVICE_MSG_EVENT, RR_DEVICE_MSG_STATE,
-               RR_DEVICE_MSG_DONE } rr_device_msg_kind_t;
+               RR_DEVICE_MSG_DONE, RR_DEVICE_MSG_CONSOLE } rr_device_msg_kind_t;
 
 /* One message from an actor. */
 typedef struct {
     rr_device_msg_kind_t kind;
     uint64_t job;
-    uint8_t *data;      /* EVENT: encoded JOB_EVENT (seq 0), malloc'd */
+    uint8_t *data;      /* EVENT: encoded JOB_EVENT (seq 0); CONSOLE: bytes; malloc'd */
     size_t len;
     char *state;        /* STATE */
     char *reason;       /* STATE, may be "" */

@@ -16,6 +16,7 @@
 
 #define HELLO_RETRY_MS     2000u
 #define DEVICE_DRAIN_MAX   256     /* actor messages handled per wake-up */
+#define CONSOLE_CHUNK_MAX  16384u  /* console bytes per CONSOLE_DATA */
 #define STOP_GRACE_MS      15000u  /* how long running jobs get to end at shutdown */
 /* Per-job spool quota: the spool grows while the master does not acknowledge
  * (down, slow). Past it the job is stopped with a clear reason; past twice it
@@ -435,6 +436,29 @@ static void on_device_set(rr_worker_t *self, const proto_device_set_t *m)
     send_ack(self, "devset", 0, m->device);
 }
 
+/* A client follows (or stopped following) a device's console through the master. */
+static void on_console_follow(rr_worker_t *self, const proto_console_follow_t *m)
+{
+    wdevice_t *dev = device_find(self, m->device);
+    if (dev)
+        rr_device_console_follow(dev->actor, m->on);
+    send_ack(self, "consfollow", 0, m->device);
+}
+
+/* Console bytes of DEV for its followers: best-effort, never spooled. */
+static void send_console(rr_worker_t *self, wdevice_t *dev, const uint8_t *data, size_t len)
+{
+    proto_msg_t msg = { .type = PROTO_MSG_CONSOLE_DATA, .version = PROTO_VERSION };
+    for (size_t at = 0; at < len && self->welcomed; at += CONSOLE_CHUNK_MAX) {
+        size_t n = len - at < CONSOLE_CHUNK_MAX ? len - at : CONSOLE_CHUNK_MAX;
+        msg.u.console_data = (proto_console_data_t){ .device = (char *)dev->config->name,
+                                                     .data = (uint8_t *)data + at,
+                                                     .data_len = n };
+        if (master_send(self, &msg) < 0)
+            break;
+    }
+}
+
 static void on_welcome(rr_worker_t *self, const proto_welcome_t *m)
 {
     self->epoch = m->epoch;
@@ -501,6 +525,9 @@ static void handle_message(rr_worker_t *self, const proto_msg_t *msg)
     case PROTO_MSG_DEVICE_SET:
         on_device_set(self, &msg->u.device_set);
         break;
+    case PROTO_MSG_CONSOLE_FOLLOW:
+        on_console_follow(self, &msg->u.console_follow);
+        break;
     case PROTO_MSG_EVENT_ACK: {
         wjob_t *job = job_find(self, msg->u.event_ack.job);
         if (job)
@@ -558,6 +585,9 @@ static void device_message(rr_worker_t *self, wdevice_t *dev, rr_device_msg_t *m
             job_append(job, m->data, m->len);
         else
             rr_error("device %s: event of unknown job %" PRIu64, dev->config->name, m->job);
+        break;
+    case RR_DEVICE_MSG_CONSOLE:
+        send_console(self, dev, m->data, m->len);
         break;
     case RR_DEVICE_MSG_STATE:
         device_set_state(dev, m->state, m->reason ? m->reason : "");

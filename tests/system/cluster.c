@@ -4,7 +4,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdarg.h>
@@ -16,6 +15,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "tmpdir.h"
 
 #define MAX_DAEMONS     8
 #define MAX_RIGS        4
@@ -84,50 +85,6 @@ static void say(const rr_cluster_t *self, const char *fmt, ...)
     va_end(ap);
 }
 
-/* malloc'd NUL-terminated contents of PATH, length in *LEN; NULL if unreadable. */
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    size_t cap = 8192, used = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        size_t n = fread(buf + used, 1, cap - used - 1, f);
-        used += n;
-        if (n == 0)
-            break;
-        if (cap - used < 2) {
-            char *bigger = realloc(buf, cap * 2);
-            if (!bigger) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = bigger;
-            cap *= 2;
-        }
-    }
-    fclose(f);
-    if (buf) {
-        buf[used] = '\0';
-        if (len)
-            *len = used;
-    }
-    return buf;
-}
-
-static int write_text(const char *path, const char *text, mode_t mode)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-    if (fd < 0)
-        return -1;
-    size_t len = strlen(text);
-    ssize_t n = write(fd, text, len);
-    close(fd);
-    return n == (ssize_t)len ? 0 : -1;
-}
-
 static int mkdir_p(const char *path)
 {
     char copy[PATH_LEN];
@@ -141,11 +98,6 @@ static int mkdir_p(const char *path)
         *p = '/';
     }
     return mkdir(copy, 0755) < 0 && errno != EEXIST ? -1 : 0;
-}
-
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    return remove(path) < 0 && errno != ENOENT ? -1 : 0;
 }
 
 /* ---- processes ---- */
@@ -179,7 +131,7 @@ static pid_t spawn(char *const argv[], const char *out, const char *err)
 static void print_tail(const char *title, const char *path)
 {
     size_t len = 0;
-    char *text = slurp(path, &len);
+    char *text = tmpdir_slurp(path, &len);
     if (!text)
         return;
     fprintf(stderr, "---- %s: %s (end) ----\n%s\n----\n", title, path,
@@ -285,7 +237,7 @@ int rr_cluster_stop(rr_cluster_t **self_p)
     for (size_t i = self->rig_count; i-- > 0;)
         rr_rig_stop(&self->rigs[i].rig);
     if (remove_dir)
-        nftw(self->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+        tmpdir_remove_tree(self->dir);
     free(self);
     *self_p = NULL;
     stop_failures += rc != 0;
@@ -321,10 +273,10 @@ const char *rr_cluster_mkdir(rr_cluster_t *self, const char *name)
 
 /* ---- the CLI ---- */
 
-static int run_cli(rr_cluster_t *self, char **out, char **err, const char *const *args,
-                   size_t nargs)
+/* Start the CLI with the connection options and ARGS, output into OUT/ERR paths. */
+static pid_t spawn_cli(rr_cluster_t *self, const char *const *args, size_t nargs,
+                       const char *out_path, const char *err_path)
 {
-    char out_path[PATH_LEN], err_path[PATH_LEN];
     char *argv[32];
     size_t n = 0;
     const char *fixed[] = { self->cli, "--master", self->client_endpoint, "--key",
@@ -337,10 +289,17 @@ static int run_cli(rr_cluster_t *self, char **out, char **err, const char *const
     for (size_t i = 0; i < nargs; i++)
         argv[n++] = (char *)args[i];
     argv[n] = NULL;
+    unlink(out_path);
+    return spawn(argv, out_path, err_path);
+}
+
+static int run_cli(rr_cluster_t *self, char **out, char **err, const char *const *args,
+                   size_t nargs)
+{
+    char out_path[PATH_LEN], err_path[PATH_LEN];
     snprintf(out_path, sizeof out_path, "%s/cli.out", self->dir);
     snprintf(err_path, sizeof err_path, "%s/cli.err", self->dir);
-    unlink(out_path);
-    pid_t pid = spawn(argv, out_path, err_path);
+    pid_t pid = spawn_cli(self, args, nargs, out_path, err_path);
     if (pid < 0)
         return -1;
     int status = 0;
@@ -355,9 +314,9 @@ static int run_cli(rr_cluster_t *self, char **out, char **err, const char *const
         nap_ms(5);
     }
     if (out)
-        *out = slurp(out_path, NULL);
+        *out = tmpdir_slurp(out_path, NULL);
     if (err)
-        *err = slurp(err_path, NULL);
+        *err = tmpdir_slurp(err_path, NULL);
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
@@ -373,11 +332,29 @@ int rr_cluster_cli(rr_cluster_t *self, char **out, char **err, const char *arg, 
     return run_cli(self, out, err, args, n);
 }
 
+pid_t rr_cluster_cli_start(rr_cluster_t *self, const char *name, const char *arg, ...)
+{
+    const char *args[20];
+    char out_path[PATH_LEN], err_path[PATH_LEN];
+    size_t n = 0;
+    va_list ap;
+    va_start(ap, arg);
+    for (const char *a = arg; a && n < 20; a = va_arg(ap, const char *))
+        args[n++] = a;
+    va_end(ap);
+    snprintf(out_path, sizeof out_path, "%s/%s.out", self->dir, name);
+    snprintf(err_path, sizeof err_path, "%s/%s.err", self->dir, name);
+    pid_t pid = spawn_cli(self, args, n, out_path, err_path);
+    if (pid < 0)
+        say(self, "rackrun %s: cannot start: %s", arg, strerror(errno));
+    return pid;
+}
+
 int rr_cluster_submit(rr_cluster_t *self, const char *yaml, uint64_t *job, char **err)
 {
     char path[PATH_LEN], *out = NULL;
     snprintf(path, sizeof path, "%s/jobs/job-%u.yaml", self->dir, ++self->files);
-    if (write_text(path, yaml, 0644) < 0) {
+    if (tmpdir_write_text(path, yaml, 0644) < 0) {
         say(self, "%s: %s", path, strerror(errno));
         return -1;
     }
@@ -416,8 +393,8 @@ static int allow_key(rr_cluster_t *self, const char *dir, const char *name)
     char from[PATH_LEN], to[PATH_LEN];
     snprintf(from, sizeof from, "%s/keys/%s", self->dir, name);
     snprintf(to, sizeof to, "%s/%s/%s", self->dir, dir, name);
-    char *cert = slurp(from, NULL);
-    int rc = cert ? write_text(to, cert, 0644) : -1;
+    char *cert = tmpdir_slurp(from, NULL);
+    int rc = cert ? tmpdir_write_text(to, cert, 0644) : -1;
     free(cert);
     if (rc < 0)
         say(self, "allow %s in %s: %s", name, dir, strerror(errno));
@@ -431,7 +408,7 @@ static int write_artifacts(rr_cluster_t *self)
         unsigned char digest[crypto_hash_sha256_BYTES];
         snprintf(text, sizeof text, "rackrun system test %s (not a real one)\n", artifact_roles[i]);
         snprintf(self->artifacts[i], PATH_LEN, "%s/artifacts/%s", self->dir, artifact_roles[i]);
-        if (write_text(self->artifacts[i], text, 0644) < 0)
+        if (tmpdir_write_text(self->artifacts[i], text, 0644) < 0)
             return -1;
         crypto_hash_sha256(digest, (const unsigned char *)text, strlen(text));
         sodium_bin2hex(self->sha256[i], sizeof self->sha256[i], digest, sizeof digest);
@@ -472,7 +449,7 @@ static int master_start(rr_cluster_t *self, const char *bin)
              "heartbeat_timeout: 3s\n"
              "worker_grace: 10s\n",
              db, self->dir, self->dir, self->dir);
-    if (write_text(config, text, 0644) < 0)
+    if (tmpdir_write_text(config, text, 0644) < 0)
         return -1;
     char *argv[] = { (char *)bin, "--config", config, NULL };
     daemon_t *d = daemon_start(self, "master", argv);
@@ -480,7 +457,7 @@ static int master_start(rr_cluster_t *self, const char *bin)
         return -1;
     int64_t deadline = now_ms() + 10000;
     while (now_ms() < deadline && all_alive(self)) {
-        char *log = slurp(d->log, NULL);
+        char *log = tmpdir_slurp(d->log, NULL);
         bool up = log && parse_endpoints(self, log);
         free(log);
         if (up)
@@ -605,7 +582,7 @@ static int worker_start(rr_cluster_t *self, const char *name, const char *tftp_r
                      "devices:\n%s",
                      name, name, self->worker_endpoint, self->master_key, self->dir, name,
                      tftp_root, dir, self->dir, devices_yaml);
-    if (n < 0 || (size_t)n >= sizeof text || write_text(config, text, 0644) < 0) {
+    if (n < 0 || (size_t)n >= sizeof text || tmpdir_write_text(config, text, 0644) < 0) {
         say(self, "%s: cannot write", config);
         return -1;
     }
@@ -661,7 +638,7 @@ int rr_cluster_worker_key(rr_cluster_t *self, const char *name, char key[41])
 {
     char path[PATH_LEN];
     snprintf(path, sizeof path, "%s/keys/%s", self->dir, name);
-    char *cert = slurp(path, NULL);
+    char *cert = tmpdir_slurp(path, NULL);
     const char *at = cert ? strstr(cert, "public-key = \"") : NULL;
     int rc = at && sscanf(at, "public-key = \"%40[^\"]\"", key) == 1 && strlen(key) == 40 ? 0 : -1;
     free(cert);
@@ -792,7 +769,7 @@ bool rr_cluster_wait_log(rr_cluster_t *self, const char *name, const char *text,
     snprintf(path, sizeof path, "%s/%s.log", self->dir, name);
     int64_t deadline = now_ms() + timeout_ms;
     do {
-        char *log = slurp(path, NULL);
+        char *log = tmpdir_slurp(path, NULL);
         bool found = log && strstr(log, text);
         free(log);
         if (found)

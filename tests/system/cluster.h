@@ -21,6 +21,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "rig.h"
 
@@ -99,6 +100,12 @@ bool rr_cluster_wait_log(rr_cluster_t *self, const char *name, const char *text,
  * its stdout and stderr malloc'd into *OUT / *ERR (either may be NULL).
  * Returns its exit code, or -1 when it could not run or took over 20 s. */
 int rr_cluster_cli(rr_cluster_t *self, char **out, char **err, const char *arg, ...)
+    __attribute__((sentinel));
+
+/* Start the CLI with ARGS (like rr_cluster_cli) without waiting: its stdout
+ * goes to NAME.out, its stderr to NAME.err in the cluster dir. The caller
+ * stops and reaps it (kill, waitpid). Its pid, or -1. */
+pid_t rr_cluster_cli_start(rr_cluster_t *self, const char *name, const char *arg, ...)
     __attribute__((sentinel));
 
 /* `rackrun submit` of YAML (written to a file first). Returns the CLI's exit
