@@ -75,6 +75,9 @@ int rr_connection_open(const rr_cli_opts_t *opts, rr_connection_t **out)
     proto_socket_setup(self->sock);
     if (self->curve && (rc = setup_curve(self->sock, opts)) != 0)
         goto err_destroy;
+    if (!self->curve)
+        rr_cli_error("warning: --insecure: talking to the master without CURVE "
+                     "(no authentication, no encryption)");
     if (zsock_connect(self->sock, "%s", self->endpoint) != 0) {
         rr_cli_error("master '%s': not a valid endpoint (%s; e.g. tcp://127.0.0.1:5556)",
                      self->endpoint, zmq_strerror(zmq_errno()));

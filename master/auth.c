@@ -456,6 +456,10 @@ void rr_auth_destroy(rr_auth_t **self_p)
     }
     if (self->handler) {
         zloop_reader_end(self->loop, self->handler);
+        /* Unbind now: closing alone frees the inproc name later, on libzmq's
+         * reaper thread, and a handler bound next in this process (a master
+         * restarted in-process) would find it still taken. */
+        zsock_unbind(self->handler, ZAP_ENDPOINT);
         zsock_destroy(&self->handler);
     }
     s_allowlist_destroy(&self->clients);

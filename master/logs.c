@@ -7,6 +7,14 @@
  * a follower only when the job has finished. While a job is open a cursor
  * stops at the highest contiguous seq, so an event that arrived early is
  * never skipped when its predecessors come in later.
+ *
+ * With CURVE a cursor remembers its client's key: once that key is gone from
+ * the client allow-list (auth.c reloads it on inotify, SIGHUP and a timer),
+ * the cursor is dropped before it would send anything more, at the latest on
+ * the next master tick, and the client gets ERROR "denied" (not LOGS_END,
+ * which would read as "you have everything"). The other live per-client
+ * state, console followers (console.c), expires once their keepalives are
+ * refused.
  */
 #include "daemon.h"
 
@@ -19,6 +27,7 @@ typedef struct {
     uint64_t last_seq;          /* highest seq sent */
     bool follow;
     bool stalled;               /* a send found the client's queue full */
+    char key[41];               /* the client's Z85 key; "" when insecure */
 } rr_cursor_t;
 
 struct _rr_cursors_t {
@@ -125,6 +134,14 @@ static rr_pump_t s_pump(rr_master_t *self, rr_cursor_t *cursor)
     return rc == PUMP_MORE ? PUMP_DONE : rc;
 }
 
+/* Remember which key asked (clients.c checked it is allowed just now). */
+static void s_remember_key(rr_master_t *self, rr_cursor_t *cursor, zframe_t *rid)
+{
+    rr_auth_peer_t who;
+    if (self->auth && rr_auth_peer(self->auth, rid, RR_AUTH_DOMAIN_CLIENTS, &who) == 0)
+        snprintf(cursor->key, sizeof cursor->key, "%s", who.key);
+}
+
 void rr_logs_request(rr_master_t *self, zframe_t *rid, const proto_logs_t *req)
 {
     proto_jobinfo_t info = { 0 };
@@ -150,11 +167,28 @@ void rr_logs_request(rr_master_t *self, zframe_t *rid, const proto_logs_t *req)
     cursor->job = req->job;
     cursor->last_seq = req->from;
     cursor->follow = req->follow;
+    s_remember_key(self, cursor, rid);
     if (s_pump(self, cursor) == PUMP_DONE || !zlistx_add_end(self->cursors->list, cursor))
         s_cursor_destroy((void **) &cursor);
 }
 
-/* Pump the cursors of JOB, or with JOB 0 those a full queue held back. */
+/* Whether the key CURSOR's client used is gone from the allow-list; if so
+ * the client is told (ERROR "denied") and the cursor is to be dropped. */
+static bool s_revoked(rr_master_t *self, rr_cursor_t *cursor)
+{
+    if (!self->auth || !cursor->key[0]
+        || rr_auth_key_allowed(self->auth, RR_AUTH_DOMAIN_CLIENTS, cursor->key))
+        return false;
+    rr_warn("auth: client key %s removed from the allow-list: logs of job %" PRIu64
+            " stopped", cursor->key, cursor->job);
+    rr_master_send_error(self, self->client_sock, cursor->rid, "denied", NULL, cursor->job,
+                         "logs of job %" PRIu64 ": this client key was removed from the "
+                         "allow-list", cursor->job);
+    return true;
+}
+
+/* Pump the cursors of JOB, or with JOB 0 those a full queue held back; drop
+ * every cursor whose client key was revoked (a tick checks them all). */
 static void s_pump_some(rr_master_t *self, uint64_t job)
 {
     zlistx_t *list = self->cursors->list;
@@ -162,8 +196,9 @@ static void s_pump_some(rr_master_t *self, uint64_t job)
     while (handle) {
         rr_cursor_t *cursor = zlistx_handle_item(handle);
         void *next = zlistx_next(list) ? zlistx_cursor(list) : NULL;
+        bool revoked = (!job || cursor->job == job) && s_revoked(self, cursor);
         bool chosen = job ? cursor->job == job : cursor->stalled;
-        if (chosen && s_pump(self, cursor) == PUMP_DONE)
+        if (revoked || (chosen && s_pump(self, cursor) == PUMP_DONE))
             zlistx_delete(list, handle);
         handle = next;
     }

@@ -117,11 +117,6 @@ int store_fail_db(rr_store_t *self, const char *what)
                       sqlite3_errmsg(self->db));
 }
 
-int store_no_job(rr_store_t *self, uint64_t id)
-{
-    return store_fail(self, RR_STORE_E_NOTFOUND, "job %" PRIu64 ": no such job", id);
-}
-
 const char *rr_store_error(rr_store_t *self)
 {
     return self->error;
@@ -185,7 +180,8 @@ int store_step_row(rr_store_t *self, sqlite3_stmt *s, const char *what)
 int store_job_row(rr_store_t *self, sqlite3_stmt *s, uint64_t id, const char *what)
 {
     int rc = store_step_row(self, s, what);
-    return rc == RR_STORE_E_NOTFOUND ? store_no_job(self, id) : rc;
+    return rc == RR_STORE_E_NOTFOUND
+           ? store_fail(self, rc, "job %" PRIu64 ": no such job", id) : rc;
 }
 
 int store_read_u64(rr_store_t *self, sqlite3_stmt *s, const char *what, uint64_t *value)

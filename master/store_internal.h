@@ -141,9 +141,6 @@ int store_fail(rr_store_t *self, int code, const char *fmt, ...)
 /* RR_STORE_E_DB with "store PATH: WHAT: <sqlite's message>". */
 int store_fail_db(rr_store_t *self, const char *what);
 
-/* RR_STORE_E_NOTFOUND with "job ID: no such job". */
-int store_no_job(rr_store_t *self, uint64_t id);
-
 /* ---- statements ---- */
 
 /* The cached statement ID, reset and unbound, or NULL (error set). */

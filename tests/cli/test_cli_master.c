@@ -20,6 +20,9 @@
 #include "run_cli.h"
 
 #define RUN_TIMEOUT_MS 20000
+/* The one line every --insecure run that talks to the master writes first. */
+#define INSECURE_WARNING "rackrun: warning: --insecure: talking to the master without CURVE " \
+                         "(no authentication, no encryption)\n"
 
 typedef struct {
     rr_fake_master_t *fake;
@@ -120,7 +123,7 @@ static void test_submit_invalid_job_prints_file_line_col_and_exits_1(void **stat
     run_insecure(f, &run, "submit", path, NULL);
     assert_int_equal(run.exit_code, 1);
     char want[512];
-    snprintf(want, sizeof want, "%s:3:5: actions[0].boot.method: unknown boot method 'floppy' "
+    snprintf(want, sizeof want, INSECURE_WARNING "%s:3:5: actions[0].boot.method: unknown boot method 'floppy' "
              "(ipmi-pxe, ipmi-disk, uboot-pxe)\n", path);
     assert_string_equal(run.err, want);
     assert_string_equal(run.out, "");
@@ -220,7 +223,7 @@ static void test_show_unknown_job_reports_the_master_error_and_exits_1(void **st
     rr_cli_run_t run;
     run_insecure(f, &run, "show", "999", NULL);
     assert_int_equal(run.exit_code, 1);
-    assert_string_equal(run.err, "rackrun: master: not_found: no job 999\n");
+    assert_string_equal(run.err, INSECURE_WARNING "rackrun: master: not_found: no job 999\n");
     rr_cli_run_free(&run);
 }
 
@@ -347,6 +350,7 @@ static void test_curve_client_talks_to_curve_master_only_with_its_key(void **sta
     assert_int_equal(rr_cli_run(good, RUN_TIMEOUT_MS, &run), 0);
     assert_int_equal(run.exit_code, 0);
     assert_non_null(strstr(run.out, "rack01"));
+    assert_string_equal(run.err, "");               /* no --insecure warning with CURVE */
     rr_cli_run_free(&run);
 
     const char *bad[] = { "--master", ep, "--key", client, "--master-key", other_public,

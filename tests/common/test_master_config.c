@@ -10,13 +10,13 @@
 #include <cmocka.h>
 
 #include "config.h"
-#include "scratch.h"
+#include "tmpdir.h"
 
 static rr_master_config_t *load_ok(const char *text)
 {
     rr_master_config_t *config = NULL;
     char err[512] = "";
-    const char *path = text ? scratch_write(0, "master.yaml", text, 0644) : NULL;
+    const char *path = text ? tmpdir_put(0, "master.yaml", text, 0644) : NULL;
     if (rr_master_config_load(path, &config, err, sizeof err) != 0)
         fail_msg("refused: %s", err);
     assert_non_null(config);
@@ -27,7 +27,7 @@ static const char *load_error(const char *text)
 {
     static char err[512];
     rr_master_config_t *config = NULL;
-    const char *path = scratch_write(0, "master.yaml", text, 0644);
+    const char *path = tmpdir_put(0, "master.yaml", text, 0644);
     assert_int_equal(rr_master_config_load(path, &config, err, sizeof err), -1);
     assert_null(config);
     const char *name = strstr(err, "master.yaml");
@@ -159,5 +159,5 @@ int main(void)
         cmocka_unit_test(test_heartbeat_timeout_must_exceed_interval),
         cmocka_unit_test(test_curve_needs_both_key_dirs),
     };
-    return cmocka_run_group_tests(tests, scratch_setup, scratch_teardown);
+    return cmocka_run_group_tests(tests, tmpdir_group_setup, tmpdir_group_teardown);
 }

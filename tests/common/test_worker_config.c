@@ -11,7 +11,7 @@
 #include <cmocka.h>
 
 #include "config.h"
-#include "scratch.h"
+#include "tmpdir.h"
 
 #define PASSWORD "Hunter2Secret"
 #define ENV_PASSWORD "EnvPassw0rd"
@@ -19,7 +19,7 @@
 /* Every YAML text below may say PWFILE for the path of a good (0600) password file. */
 static char *expand(const char *text)
 {
-    const char *pwfile = scratch_write(1, "bmc.pw", PASSWORD "\n", 0600);
+    const char *pwfile = tmpdir_put(1, "bmc.pw", PASSWORD "\n", 0600);
     size_t len = strlen(text) + 1;
     for (const char *p = strstr(text, "PWFILE"); p; p = strstr(p + 1, "PWFILE"))
         len += strlen(pwfile);
@@ -41,7 +41,7 @@ static char *expand(const char *text)
 static rr_worker_config_t *load_ok(const char *text)
 {
     char *yaml = expand(text);
-    const char *path = scratch_write(0, "worker.yaml", yaml, 0644);
+    const char *path = tmpdir_put(0, "worker.yaml", yaml, 0644);
     free(yaml);
     rr_worker_config_t *config = NULL;
     char err[512] = "";
@@ -57,7 +57,7 @@ static const char *load_error(const char *text)
 {
     static char err[512];
     char *yaml = expand(text);
-    const char *path = scratch_write(0, "worker.yaml", yaml, 0644);
+    const char *path = tmpdir_put(0, "worker.yaml", yaml, 0644);
     free(yaml);
     rr_worker_config_t *config = (rr_worker_config_t *)&err;   /* must stay untouched */
     err[0] = '\0';
@@ -395,7 +395,7 @@ static void test_yaml_syntax_and_file_errors_are_located(void **state)
 
     char err[512];
     rr_worker_config_t *c = NULL;
-    assert_int_equal(rr_worker_config_load(scratch_path(2, "absent.yaml"), &c, err, sizeof err), -1);
+    assert_int_equal(rr_worker_config_load(tmpdir_path(2, "absent.yaml"), &c, err, sizeof err), -1);
     assert_non_null(strstr(err, "absent.yaml: cannot open: No such file or directory"));
     assert_null(c);
 }
@@ -406,7 +406,7 @@ static const char *with_password_file(const char *name, const char *content, mod
     snprintf(text, sizeof text, HEAD "devices:\n"
              "  - {name: a, type: t, mac: \"00:50:43:02:01:00\",\n"
              "     bmc: {host: h, user: u, password_file: %s}}\n",
-             scratch_write(3, name, content, mode));
+             tmpdir_put(3, name, content, mode));
     return text;
 }
 
@@ -415,7 +415,7 @@ static void test_password_file_open_to_others_refused(void **state)
     const char *err = load_error(with_password_file("open.pw", PASSWORD "\n", 0644));
     char want[512];
     snprintf(want, sizeof want, "worker.yaml:6:45: devices[0].bmc: password_file %s is readable "
-             "by group/others (mode 0644); chmod 600 it", scratch_path(3, "open.pw"));
+             "by group/others (mode 0644); chmod 600 it", tmpdir_path(3, "open.pw"));
     assert_string_equal(err, want);
     assert_non_null(strstr(load_error(with_password_file("group.pw", PASSWORD, 0640)),
                            "is readable by group/others (mode 0640); chmod 600 it"));
@@ -514,5 +514,5 @@ int main(void)
         cmocka_unit_test(test_both_password_sources_refused),
         cmocka_unit_test(test_misplaced_passwords_never_echoed),
     };
-    return cmocka_run_group_tests(tests, scratch_setup, scratch_teardown);
+    return cmocka_run_group_tests(tests, tmpdir_group_setup, tmpdir_group_teardown);
 }

@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
@@ -21,83 +20,14 @@ extern char **environ;
 #define SLOTS 8
 #define OUTPUT_MAX (4u << 20)   /* more output than this from a deploy tool is a bug */
 
-static char scratch_dir[PATH_MAX];
-static char paths[SLOTS][PATH_MAX];
-
-int deploy_scratch_setup(void **state)
-{
-    snprintf(scratch_dir, sizeof scratch_dir, "/tmp/rr-deploy-test-XXXXXX");
-    return mkdtemp(scratch_dir) ? 0 : -1;
-}
-
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    return remove(path);
-}
-
-int deploy_scratch_teardown(void **state)
-{
-    if (scratch_dir[0])
-        nftw(scratch_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-    scratch_dir[0] = '\0';
-    return 0;
-}
-
-const char *deploy_path(int slot, const char *name)
-{
-    if (snprintf(paths[slot % SLOTS], PATH_MAX, "%s/%s", scratch_dir, name) >= PATH_MAX)
-        abort();
-    return paths[slot % SLOTS];
-}
-
-const char *deploy_mkdir(int slot, const char *name)
-{
-    const char *path = deploy_path(slot, name);
-    if (mkdir(path, 0700) < 0 && errno != EEXIST)
-        abort();
-    return path;
-}
-
-void deploy_write(const char *path, const char *text, mode_t mode)
-{
-    unlink(path);
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0)
-        abort();
-    size_t len = strlen(text);
-    if (write(fd, text, len) != (ssize_t)len || fchmod(fd, mode) < 0)
-        abort();
-    close(fd);
-}
-
-char *deploy_read(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    char *text = NULL;
-    size_t len = 0;
-    if (!f)
-        return NULL;
-    if (fseek(f, 0, SEEK_END) == 0 && ftell(f) >= 0) {
-        long size = ftell(f);
-        rewind(f);
-        text = malloc((size_t)size + 1);
-        if (text && (len = fread(text, 1, (size_t)size, f)) == (size_t)size)
-            text[len] = '\0';
-        else {
-            free(text);
-            text = NULL;
-        }
-    }
-    fclose(f);
-    return text;
-}
+static char sources[SLOTS][PATH_MAX];
 
 const char *deploy_source(int slot, const char *rel)
 {
     const char *root = getenv("RR_SOURCE_DIR");
-    if (snprintf(paths[slot % SLOTS], PATH_MAX, "%s/%s", root ? root : ".", rel) >= PATH_MAX)
+    if (snprintf(sources[slot % SLOTS], PATH_MAX, "%s/%s", root ? root : ".", rel) >= PATH_MAX)
         abort();
-    return paths[slot % SLOTS];
+    return sources[slot % SLOTS];
 }
 
 static long now_ms(void)

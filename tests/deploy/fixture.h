@@ -1,13 +1,16 @@
-/* fixture.h: what the deploy tests share: a scratch directory removed at the
- * end, running a program with its output captured and its time bounded (a
- * hung child is killed and reported, never left behind), reading a file, and
- * finding a tool that may not be installed (a missing tool is a visible skip). */
+/* fixture.h: what the deploy tests share: running a program with its output
+ * captured and its time bounded (a hung child is killed and reported, never
+ * left behind), and finding a tool that may not be installed (a missing tool
+ * is a visible skip). The scratch directory, removed at the end, and whole
+ * files are tests/support's tmpdir.h (tmpdir_group_setup, tmpdir_path, ...). */
 #ifndef RACKRUN_TESTS_DEPLOY_FIXTURE_H
 #define RACKRUN_TESTS_DEPLOY_FIXTURE_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
+
+#include "tmpdir.h"
 
 /* ctest's SKIP_RETURN_CODE for the deploy tests: a program that cannot run its
  * checks (tool not installed) exits with this and ctest shows it as skipped. */
@@ -17,24 +20,6 @@ typedef struct {
     int exit_code;      /* exit status; -1 if killed by a signal or timed out */
     char *out;          /* stdout and stderr, interleaved (malloc'd, NUL-terminated) */
 } deploy_run_t;
-
-/* Create the scratch directory (cmocka group setup). */
-int deploy_scratch_setup(void **state);
-
-/* Remove the scratch directory and everything in it (cmocka group teardown). */
-int deploy_scratch_teardown(void **state);
-
-/* Path of NAME inside the scratch directory; SLOT (0-7) picks a static buffer. */
-const char *deploy_path(int slot, const char *name);
-
-/* Create directory NAME (one level) in the scratch directory; returns its path in SLOT. */
-const char *deploy_mkdir(int slot, const char *name);
-
-/* Write TEXT to PATH with MODE (exact, whatever the umask); aborts on failure. */
-void deploy_write(const char *path, const char *text, mode_t mode);
-
-/* Read PATH whole (malloc'd, NUL-terminated), NULL if it cannot be read. */
-char *deploy_read(const char *path);
 
 /* A source-tree path: $RR_SOURCE_DIR/REL (static buffer per SLOT). */
 const char *deploy_source(int slot, const char *rel);

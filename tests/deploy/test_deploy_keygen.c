@@ -57,10 +57,10 @@ static size_t entries_in(const char *dir)
 
 static int master_setup(void **state)
 {
-    if (deploy_scratch_setup(state) < 0)
+    if (tmpdir_group_setup(state) < 0)
         return -1;
     deploy_run_t run;
-    const char *args[] = { "master", "--keys", deploy_path(0, "keys"), NULL };
+    const char *args[] = { "master", "--keys", tmpdir_path(0, "keys"), NULL };
     int rc = keygen(args, &run);
     if (rc != 0)
         fprintf(stderr, "keygen.sh master: %s\n", run.out);
@@ -70,12 +70,12 @@ static int master_setup(void **state)
 
 static void test_keygen_master_lays_out_pair_and_allow_lists(void **state)
 {
-    assert_int_equal(mode_of(deploy_path(0, "keys/master")), 0644);
-    assert_int_equal(mode_of(deploy_path(0, "keys/master_secret")), 0600);
-    assert_int_equal(mode_of(deploy_path(0, "keys/workers")), 0750);
-    assert_int_equal(mode_of(deploy_path(0, "keys/clients")), 0750);
-    assert_int_equal(mode_of(deploy_path(0, "keys")), 0750);
-    char *secret = deploy_read(deploy_path(0, "keys/master_secret"));
+    assert_int_equal(mode_of(tmpdir_path(0, "keys/master")), 0644);
+    assert_int_equal(mode_of(tmpdir_path(0, "keys/master_secret")), 0600);
+    assert_int_equal(mode_of(tmpdir_path(0, "keys/workers")), 0750);
+    assert_int_equal(mode_of(tmpdir_path(0, "keys/clients")), 0750);
+    assert_int_equal(mode_of(tmpdir_path(0, "keys")), 0750);
+    char *secret = tmpdir_slurp(tmpdir_path(0, "keys/master_secret"), NULL);
     assert_non_null(secret);
     assert_non_null(strstr(secret, "secret-key = "));
     free(secret);
@@ -83,12 +83,12 @@ static void test_keygen_master_lays_out_pair_and_allow_lists(void **state)
 
 static void test_keygen_master_never_replaces_an_existing_pair(void **state)
 {
-    char *before = deploy_read(deploy_path(0, "keys/master_secret"));
+    char *before = tmpdir_slurp(tmpdir_path(0, "keys/master_secret"), NULL);
     deploy_run_t run;
-    const char *args[] = { "master", "--keys", deploy_path(0, "keys"), NULL };
+    const char *args[] = { "master", "--keys", tmpdir_path(0, "keys"), NULL };
     assert_int_not_equal(keygen(args, &run), 0);
     deploy_run_free(&run);
-    char *after = deploy_read(deploy_path(0, "keys/master_secret"));
+    char *after = tmpdir_slurp(tmpdir_path(0, "keys/master_secret"), NULL);
     assert_non_null(before);
     assert_non_null(after);
     assert_string_equal(before, after);
@@ -99,15 +99,15 @@ static void test_keygen_master_never_replaces_an_existing_pair(void **state)
 static void test_keygen_worker_pair_authorized_by_its_public_cert(void **state)
 {
     char public[PATH_MAX];
-    const char *worker[] = { "worker", "rack02", "--keys", deploy_path(1, "worker-host"), NULL };
+    const char *worker[] = { "worker", "rack02", "--keys", tmpdir_path(1, "worker-host"), NULL };
     keygen_ok(worker);
-    assert_int_equal(mode_of(deploy_path(1, "worker-host/rack02_secret")), 0600);
-    snprintf(public, sizeof public, "%s", deploy_path(1, "worker-host/rack02"));
-    const char *authorize[] = { "authorize", "worker", public, "--keys", deploy_path(0, "keys"),
+    assert_int_equal(mode_of(tmpdir_path(1, "worker-host/rack02_secret")), 0600);
+    snprintf(public, sizeof public, "%s", tmpdir_path(1, "worker-host/rack02"));
+    const char *authorize[] = { "authorize", "worker", public, "--keys", tmpdir_path(0, "keys"),
                                 NULL };
     keygen_ok(authorize);
-    char *copy = deploy_read(deploy_path(2, "keys/workers/rack02"));
-    char *original = deploy_read(public);
+    char *copy = tmpdir_slurp(tmpdir_path(2, "keys/workers/rack02"), NULL);
+    char *original = tmpdir_slurp(public, NULL);
     assert_non_null(copy);
     assert_non_null(original);
     assert_string_equal(copy, original);
@@ -118,20 +118,20 @@ static void test_keygen_worker_pair_authorized_by_its_public_cert(void **state)
 
 static void test_keygen_authorize_refuses_a_secret_cert(void **state)
 {
-    const char *worker[] = { "worker", "rack03", "--keys", deploy_path(1, "worker3"), NULL };
+    const char *worker[] = { "worker", "rack03", "--keys", tmpdir_path(1, "worker3"), NULL };
     keygen_ok(worker);
-    size_t before = entries_in(deploy_path(0, "keys/workers"));
+    size_t before = entries_in(tmpdir_path(0, "keys/workers"));
     deploy_run_t run;
     char secret[PATH_MAX];
-    snprintf(secret, sizeof secret, "%s", deploy_path(1, "worker3/rack03_secret"));
+    snprintf(secret, sizeof secret, "%s", tmpdir_path(1, "worker3/rack03_secret"));
     /* renamed, so only the contents can give it away */
-    assert_int_equal(rename(secret, deploy_path(2, "worker3/rack03.pub")), 0);
-    const char *args[] = { "authorize", "worker", deploy_path(2, "worker3/rack03.pub"), "--keys",
-                           deploy_path(0, "keys"), NULL };
+    assert_int_equal(rename(secret, tmpdir_path(2, "worker3/rack03.pub")), 0);
+    const char *args[] = { "authorize", "worker", tmpdir_path(2, "worker3/rack03.pub"), "--keys",
+                           tmpdir_path(0, "keys"), NULL };
     assert_int_not_equal(keygen(args, &run), 0);
     assert_non_null(strstr(run.out, "secret"));
     deploy_run_free(&run);
-    assert_int_equal(entries_in(deploy_path(0, "keys/workers")), before);
+    assert_int_equal(entries_in(tmpdir_path(0, "keys/workers")), before);
 }
 
 int main(void)
@@ -150,5 +150,5 @@ int main(void)
         cmocka_unit_test(test_keygen_worker_pair_authorized_by_its_public_cert),
         cmocka_unit_test(test_keygen_authorize_refuses_a_secret_cert),
     };
-    return cmocka_run_group_tests(tests, master_setup, deploy_scratch_teardown);
+    return cmocka_run_group_tests(tests, master_setup, tmpdir_group_teardown);
 }

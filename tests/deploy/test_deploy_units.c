@@ -30,7 +30,7 @@ static void load_unit(const char *name, unit_t *unit)
 {
     char rel[128];
     snprintf(rel, sizeof rel, "deploy/systemd/%s", name);
-    char *text = deploy_read(deploy_source(0, rel));
+    char *text = tmpdir_slurp(deploy_source(0, rel), NULL);
     if (!text)
         fail_msg("%s: cannot read", deploy_source(0, rel));
     unit->count = unit_parse(text, unit->items, MAX_SETTINGS);

@@ -33,10 +33,10 @@ static const char *stage_unit(const char *name, const char *file, const char *ex
 {
     char rel[128], stub[128], *text;
     snprintf(rel, sizeof rel, "deploy/systemd/%s.service", name);
-    assert_non_null(text = deploy_read(deploy_source(0, rel)));
+    assert_non_null(text = tmpdir_slurp(deploy_source(0, rel), NULL));
     snprintf(stub, sizeof stub, "bin/%s", name);
-    deploy_mkdir(1, "bin");
-    deploy_write(deploy_path(1, stub), "#!/bin/sh\nexit 0\n", 0755);
+    tmpdir_mkdir(1, "bin");
+    tmpdir_put(1, stub, "#!/bin/sh\nexit 0\n", 0755);
 
     char *exec = strstr(text, "\nExecStart=/usr/local/bin/");
     char *install = strstr(text, "\n[Install]");
@@ -47,9 +47,8 @@ static const char *stage_unit(const char *name, const char *file, const char *ex
     assert_non_null(staged);
     const char *after_bin = exec + strlen("\nExecStart=/usr/local/bin/");
     snprintf(staged, len, "%.*s\nExecStart=%s/%.*s%s%s", (int)(exec - text), text,
-             deploy_path(2, "bin"), (int)(install - after_bin), after_bin, extra, install);
-    const char *path = deploy_path(3, file);
-    deploy_write(path, staged, 0644);
+             tmpdir_path(2, "bin"), (int)(install - after_bin), after_bin, extra, install);
+    const char *path = tmpdir_put(3, file, staged, 0644);
     free(staged);
     free(text);
     return path;
@@ -81,7 +80,7 @@ static void test_units_pass_systemd_analyze_verify_without_a_warning(void **stat
 static void test_verify_reports_a_misspelt_directive(void **state)
 {
     deploy_run_t run;
-    deploy_mkdir(1, "typo");
+    tmpdir_mkdir(1, "typo");
     char *args[] = { "verify",
                      (char *)stage_unit("rackrun-worker", "typo/rackrun-worker.service",
                                         "\nProtectSytem=strict"),
@@ -128,7 +127,7 @@ static void test_exposure_check_fails_an_unhardened_unit(void **state)
         skipped = true;
         skip();
     }
-    deploy_mkdir(1, "open");
+    tmpdir_mkdir(1, "open");
     const char *open = stage_unit("rackrun-master", "open/rackrun-master.service",
                                   "\nProtectSystem=no\nProtectHome=no\nPrivateTmp=no\n"
                                   "PrivateDevices=no\nPrivateUsers=no\nNoNewPrivileges=no\n"
@@ -156,7 +155,7 @@ int main(void)
         cmocka_unit_test(test_units_exposure_is_at_most_2_5),
         cmocka_unit_test(test_exposure_check_fails_an_unhardened_unit),
     };
-    int failed = cmocka_run_group_tests(tests, deploy_scratch_setup, deploy_scratch_teardown);
+    int failed = cmocka_run_group_tests(tests, tmpdir_group_setup, tmpdir_group_teardown);
     if (!failed && skipped) {
         printf("SKIP: systemd-analyze has no --offline/--threshold (systemd < 250)\n");
         return DEPLOY_SKIP;

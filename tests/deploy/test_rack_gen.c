@@ -62,12 +62,12 @@ static size_t parse_hosts(const char *conf, host_entry_t *entries, size_t max)
 
 static void write_password_files(void)
 {
-    deploy_mkdir(0, "bmc");
+    tmpdir_mkdir(0, "bmc");
     for (int nn = 1; nn <= NODES; nn++) {
         char name[64], text[32];
         snprintf(name, sizeof name, "bmc/calxeda02-%02d", nn);
         snprintf(text, sizeof text, "pw-%02d\n", nn);
-        deploy_write(deploy_path(0, name), text, 0600);
+        tmpdir_put(0, name, text, 0600);
     }
 }
 
@@ -75,13 +75,13 @@ static void write_password_files(void)
 static int rack48_setup(void **state)
 {
     deploy_run_t run;
-    if (deploy_scratch_setup(state) < 0)
+    if (tmpdir_group_setup(state) < 0)
         return -1;
     write_password_files();
     char password_file[4096], tftp[4096], out[4096];
-    snprintf(password_file, sizeof password_file, "%s/{name}", deploy_path(0, "bmc"));
-    snprintf(tftp, sizeof tftp, "%s", deploy_mkdir(0, "tftp"));
-    snprintf(out, sizeof out, "%s", deploy_path(0, "rack48"));
+    snprintf(password_file, sizeof password_file, "%s/{name}", tmpdir_path(0, "bmc"));
+    snprintf(tftp, sizeof tftp, "%s", tmpdir_mkdir(0, "tftp"));
+    snprintf(out, sizeof out, "%s", tmpdir_path(0, "rack48"));
     const char *args[] = { "--machine", "2", "--nodes", "48", "--mac-base", "00:50:43:02:ff:fe",
                            "--network", "10.2.0.0/16", "--master", "tcp://127.0.0.1:5555",
                            "--password-file", password_file, "--tftp-root", tftp,
@@ -92,8 +92,8 @@ static int rack48_setup(void **state)
         return -1;
     }
     deploy_run_free(&run);
-    worker_yaml = deploy_read(deploy_path(0, "rack48/worker.yaml"));
-    dnsmasq_conf = deploy_read(deploy_path(0, "rack48/dnsmasq.conf"));
+    worker_yaml = tmpdir_slurp(tmpdir_path(0, "rack48/worker.yaml"), NULL);
+    dnsmasq_conf = tmpdir_slurp(tmpdir_path(0, "rack48/dnsmasq.conf"), NULL);
     if (!worker_yaml || !dnsmasq_conf)
         return -1;
     host_count = parse_hosts(dnsmasq_conf, hosts, NODES * IFACES + 1);
@@ -104,7 +104,7 @@ static int rack48_teardown(void **state)
 {
     free(worker_yaml);
     free(dnsmasq_conf);
-    return deploy_scratch_teardown(state);
+    return tmpdir_group_teardown(state);
 }
 
 static void test_rack_of_48_names_all_144_interfaces_by_convention(void **state)
@@ -174,7 +174,7 @@ static void test_rack_macs_ips_and_names_are_unique(void **state)
 static void test_rack_dnsmasq_conf_serves_tftp_and_resolves_every_host(void **state)
 {
     char tftp_line[4200];
-    snprintf(tftp_line, sizeof tftp_line, "\ntftp-root=%s\n", deploy_path(0, "tftp"));
+    snprintf(tftp_line, sizeof tftp_line, "\ntftp-root=%s\n", tmpdir_path(0, "tftp"));
     assert_non_null(strstr(dnsmasq_conf, "\nenable-tftp\n"));
     assert_non_null(strstr(dnsmasq_conf, tftp_line));
     assert_non_null(strstr(dnsmasq_conf, "\ndhcp-boot=tag:rack02,pxelinux.0\n"));
@@ -189,12 +189,12 @@ static void test_rack_worker_yaml_loads_with_a_password_file_per_node(void **sta
 {
     rr_worker_config_t *config = NULL;
     char err[512] = "";
-    int rc = rr_worker_config_load(deploy_path(0, "rack48/worker.yaml"), &config, err, sizeof err);
+    int rc = rr_worker_config_load(tmpdir_path(0, "rack48/worker.yaml"), &config, err, sizeof err);
     if (rc != 0)
         fail_msg("worker.yaml does not load: %s", err);
     assert_string_equal(config->worker, "rack02");
     assert_string_equal(config->master, "tcp://127.0.0.1:5555");
-    assert_string_equal(config->tftp_root, deploy_path(0, "tftp"));
+    assert_string_equal(config->tftp_root, tmpdir_path(0, "tftp"));
     assert_string_equal(config->master_public_key, "/etc/rackrun/keys/master");
     assert_string_equal(config->secret_key, "/etc/rackrun/keys/rack02_secret");
     assert_int_equal(config->device_count, NODES);
@@ -246,10 +246,10 @@ static void test_rack_mac_carry_runs_across_three_bytes(void **state)
 {
     deploy_run_t run;
     assert_int_equal(run_small_rack("00:50:43:ff:ff:ff", "2", "10.3.0.0/16",
-                                    deploy_path(1, "carry3"), &run), 0);
+                                    tmpdir_path(1, "carry3"), &run), 0);
     assert_int_equal(run.exit_code, 0);
     deploy_run_free(&run);
-    char *conf = deploy_read(deploy_path(1, "carry3/dnsmasq.conf"));
+    char *conf = tmpdir_slurp(tmpdir_path(1, "carry3/dnsmasq.conf"), NULL);
     host_entry_t entries[8];
     assert_non_null(conf);
     assert_int_equal(parse_hosts(conf, entries, 8), 6);
@@ -281,23 +281,23 @@ static void test_rack_gen_writes_only_into_its_out_dir(void **state)
 {
     char listing[1024], out[4096];
     struct stat st;
-    deploy_mkdir(1, "jail");
-    deploy_write(deploy_path(1, "jail/victim"), "keep\n", 0644);
-    snprintf(out, sizeof out, "%s", deploy_mkdir(1, "jail/out"));
+    tmpdir_mkdir(1, "jail");
+    tmpdir_put(1, "jail/victim", "keep\n", 0644);
+    snprintf(out, sizeof out, "%s", tmpdir_mkdir(1, "jail/out"));
     /* a planted symlink must be replaced, never followed */
-    assert_int_equal(symlink("../victim", deploy_path(1, "jail/out/worker.yaml")), 0);
+    assert_int_equal(symlink("../victim", tmpdir_path(1, "jail/out/worker.yaml")), 0);
     deploy_run_t run;
     assert_int_equal(run_small_rack("00:50:43:03:00:00", "4", "10.3.0.0/16", out, &run), 0);
     assert_int_equal(run.exit_code, 0);
     deploy_run_free(&run);
-    list_dir(deploy_path(1, "jail"), listing, sizeof listing);
+    list_dir(tmpdir_path(1, "jail"), listing, sizeof listing);
     assert_string_equal(listing, "out victim");
     list_dir(out, listing, sizeof listing);
     assert_string_equal(listing, "dnsmasq.conf worker.yaml");   /* no temp files left */
-    char *victim = deploy_read(deploy_path(1, "jail/victim"));
+    char *victim = tmpdir_slurp(tmpdir_path(1, "jail/victim"), NULL);
     assert_string_equal(victim, "keep\n");
     free(victim);
-    assert_int_equal(lstat(deploy_path(1, "jail/out/worker.yaml"), &st), 0);
+    assert_int_equal(lstat(tmpdir_path(1, "jail/out/worker.yaml"), &st), 0);
     assert_true(S_ISREG(st.st_mode));
 }
 
@@ -305,7 +305,7 @@ static void assert_refused(const char *base, const char *nodes, const char *net,
                            const char *message)
 {
     deploy_run_t run;
-    const char *out = deploy_path(2, "refused");
+    const char *out = tmpdir_path(2, "refused");
     assert_int_equal(run_small_rack(base, nodes, net, out, &run), 0);
     assert_int_equal(run.exit_code, 2);
     if (!strstr(run.out, message))
@@ -332,24 +332,23 @@ static void test_rack_gen_refuses_a_node_count_over_99(void **state)
 
 static void test_rack_file_gives_settings_and_flags_override_them(void **state)
 {
-    const char *rack = deploy_path(3, "rack07.yaml");
-    deploy_write(rack,
-                 "# rack 07\n"
-                 "machine: 7\n"
-                 "nodes: 12\n"
-                 "mac_base: \"00:50:43:07:00:00\"\n"
-                 "network: 10.7.0.0/16\n"
-                 "master: tcp://127.0.0.1:5555   # the lab master\n"
-                 "bmc_address: ip\n"
-                 "insecure: yes\n",
-                 0644);
-    const char *args[] = { "--rack", rack, "--nodes", "2", "--out", deploy_path(4, "rack07"),
+    const char *rack = tmpdir_put(3, "rack07.yaml",
+                                  "# rack 07\n"
+                                  "machine: 7\n"
+                                  "nodes: 12\n"
+                                  "mac_base: \"00:50:43:07:00:00\"\n"
+                                  "network: 10.7.0.0/16\n"
+                                  "master: tcp://127.0.0.1:5555   # the lab master\n"
+                                  "bmc_address: ip\n"
+                                  "insecure: yes\n",
+                                  0644);
+    const char *args[] = { "--rack", rack, "--nodes", "2", "--out", tmpdir_path(4, "rack07"),
                            NULL };
     deploy_run_t run;
     assert_int_equal(deploy_rack_gen(args, &run), 0);
     assert_int_equal(run.exit_code, 0);
     deploy_run_free(&run);
-    char *yaml = deploy_read(deploy_path(4, "rack07/worker.yaml"));
+    char *yaml = tmpdir_slurp(tmpdir_path(4, "rack07/worker.yaml"), NULL);
     assert_non_null(yaml);
     assert_non_null(strstr(yaml, "\nworker: rack07\n"));
     assert_non_null(strstr(yaml, "- name: calxeda07-02\n"));
@@ -361,9 +360,9 @@ static void test_rack_file_gives_settings_and_flags_override_them(void **state)
 
 static void test_rack_file_with_an_unknown_key_is_refused_with_its_line(void **state)
 {
-    const char *rack = deploy_path(3, "typo.yaml");
-    deploy_write(rack, "machine: 7\nnodes: 2\nmac_bsae: 00:50:43:07:00:00\n", 0644);
-    const char *args[] = { "--rack", rack, "--out", deploy_path(4, "typo"), NULL };
+    const char *rack = tmpdir_put(3, "typo.yaml",
+                                  "machine: 7\nnodes: 2\nmac_bsae: 00:50:43:07:00:00\n", 0644);
+    const char *args[] = { "--rack", rack, "--out", tmpdir_path(4, "typo"), NULL };
     deploy_run_t run;
     assert_int_equal(deploy_rack_gen(args, &run), 0);
     assert_int_equal(run.exit_code, 2);

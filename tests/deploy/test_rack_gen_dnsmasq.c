@@ -52,8 +52,8 @@ static void assert_dnsmasq_accepts(const char *conf)
 
 static void test_dnsmasq_accepts_the_generated_48_node_fragment(void **state)
 {
-    generate(deploy_path(0, "plain"), NULL);
-    assert_dnsmasq_accepts(deploy_path(0, "plain/dnsmasq.conf"));
+    generate(tmpdir_path(0, "plain"), NULL);
+    assert_dnsmasq_accepts(tmpdir_path(0, "plain/dnsmasq.conf"));
 }
 
 static void test_dnsmasq_accepts_the_fragment_with_every_option(void **state)
@@ -61,8 +61,8 @@ static void test_dnsmasq_accepts_the_fragment_with_every_option(void **state)
     const char *extra[] = { "--interface", "eth1", "--router", "10.2.255.254", "--domain", "lab",
                             "--pxe-prefix", "/", "--lease-time", "infinite", "--tftp-root",
                             "/srv/tftp", NULL };
-    generate(deploy_path(0, "full"), extra);
-    assert_dnsmasq_accepts(deploy_path(0, "full/dnsmasq.conf"));
+    generate(tmpdir_path(0, "full"), extra);
+    assert_dnsmasq_accepts(tmpdir_path(0, "full/dnsmasq.conf"));
 }
 
 static void test_dnsmasq_accepts_the_commented_sample(void **state)
@@ -73,19 +73,19 @@ static void test_dnsmasq_accepts_the_commented_sample(void **state)
 /* The check above can fail: dnsmasq rejects a broken copy of the generated file. */
 static void test_dnsmasq_rejects_a_broken_fragment(void **state)
 {
-    generate(deploy_path(0, "broken"), NULL);
-    assert_dnsmasq_accepts(deploy_path(0, "broken/dnsmasq.conf"));
-    char *conf = deploy_read(deploy_path(0, "broken/dnsmasq.conf"));
+    generate(tmpdir_path(0, "broken"), NULL);
+    assert_dnsmasq_accepts(tmpdir_path(0, "broken/dnsmasq.conf"));
+    char *conf = tmpdir_slurp(tmpdir_path(0, "broken/dnsmasq.conf"), NULL);
     assert_non_null(conf);
     size_t len = strlen(conf) + 64;
     char *bad = malloc(len);
     assert_non_null(bad);
     snprintf(bad, len, "%sdhcp-host=00:50:zz:02:ff:fe,calxeda02-99-00,10.2.0.99\n", conf);
-    deploy_write(deploy_path(0, "broken/bad.conf"), bad, 0644);
+    tmpdir_put(0, "broken/bad.conf", bad, 0644);
     free(bad);
     free(conf);
     deploy_run_t run;
-    assert_int_not_equal(dnsmasq_test(deploy_path(0, "broken/bad.conf"), &run), 0);
+    assert_int_not_equal(dnsmasq_test(tmpdir_path(0, "broken/bad.conf"), &run), 0);
     if (!strstr(run.out, "bad.conf"))         /* dnsmasq names the file and line */
         fail_msg("unexpected: %s", run.out);
     deploy_run_free(&run);
@@ -109,5 +109,5 @@ int main(void)
         cmocka_unit_test(test_dnsmasq_accepts_the_commented_sample),
         cmocka_unit_test(test_dnsmasq_rejects_a_broken_fragment),
     };
-    return cmocka_run_group_tests(tests, deploy_scratch_setup, deploy_scratch_teardown);
+    return cmocka_run_group_tests(tests, tmpdir_group_setup, tmpdir_group_teardown);
 }

@@ -1,6 +1,8 @@
 /* harness.c: an in-process master and raw DEALER peers for the master's tests. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "harness.h"
 #include "master.h"
@@ -78,7 +80,10 @@ void harness_destroy(harness_t **h_p)
     if (!h_p || !*h_p)
         return;
     harness_t *h = *h_p;
+    for (size_t i = 0; i < sizeof h->peers / sizeof h->peers[0]; i++)
+        zsock_destroy(&h->peers[i]);
     harness_stop(h);
+    zcert_destroy(&h->master_cert);
     rr_master_config_destroy(&h->config);
     zdir_t *dir = zdir_new(h->dir, NULL);
     if (dir) {
@@ -87,6 +92,39 @@ void harness_destroy(harness_t **h_p)
     }
     free(h);
     *h_p = NULL;
+}
+
+int harness_curve(harness_t *h)
+{
+    h->master_cert = zcert_new();
+    if (!h->master_cert || zsys_dir_create("%s", harness_path(h, 0, "workers")) != 0
+        || zsys_dir_create("%s", harness_path(h, 0, "clients")) != 0
+        || zcert_save(h->master_cert, harness_path(h, 0, "master")) != 0
+        || chmod(harness_path(h, 0, "master_secret"), 0600) != 0)
+        return -1;
+    harness_set(&h->config->secret_key, harness_path(h, 0, "master"));
+    harness_set(&h->config->worker_keys_dir, harness_path(h, 0, "workers"));
+    harness_set(&h->config->client_keys_dir, harness_path(h, 0, "clients"));
+    return 0;
+}
+
+zsock_t *harness_peer(harness_t *h, const char *endpoint, zcert_t *cert)
+{
+    for (size_t i = 0; h->master_cert && i < sizeof h->peers / sizeof h->peers[0]; i++)
+        if (!h->peers[i])
+            return h->peers[i] = peer_new(endpoint, cert, zcert_public_txt(h->master_cert));
+    return NULL;
+}
+
+int harness_shell(const char *command, char *out, size_t len)
+{
+    FILE *pipe = popen(command, "r");
+    if (!pipe)
+        return -1;
+    size_t n = fread(out, 1, len - 1, pipe);
+    out[n] = '\0';
+    int status = pclose(pipe);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 zsock_t *peer_new(const char *endpoint, zcert_t *cert, const char *server_key)
@@ -116,6 +154,16 @@ int peer_send(zsock_t *sock, const proto_msg_t *msg)
         zclock_sleep(10);
     }
     return -1;
+}
+
+int peer_send_hello(zsock_t *sock, const char *name)
+{
+    proto_device_t dev = { .name = "hb-01", .type = "highbank", .state = "idle" };
+    proto_msg_t msg = { .type = PROTO_MSG_HELLO, .version = PROTO_VERSION };
+    msg.u.hello = (proto_hello_t) { .worker = (char *) name, .version = "test",
+                                    .proto_min = PROTO_VERSION_MIN, .proto_max = PROTO_VERSION,
+                                    .devices = &dev, .devices_count = 1 };
+    return peer_send(sock, &msg);
 }
 
 int peer_recv(zsock_t *sock, int timeout_ms, proto_msg_t *msg)

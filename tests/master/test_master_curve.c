@@ -6,7 +6,6 @@
 #include <stddef.h>
 #include <cmocka.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 
 #include "harness.h"
 
@@ -15,11 +14,9 @@
 
 typedef struct {
     harness_t *h;
-    zcert_t *master_cert;
     zcert_t *worker_cert;       /* in the worker allow-list */
     zcert_t *client_cert;       /* in the client allow-list */
     zcert_t *rogue_cert;        /* in no list */
-    zsock_t *peers[4];
 } fixture_t;
 
 static int setup(void **state)
@@ -29,20 +26,13 @@ static int setup(void **state)
         return -1;
     *state = f;
     harness_t *h = f->h;
-    f->master_cert = zcert_new();
     f->worker_cert = zcert_new();
     f->client_cert = zcert_new();
     f->rogue_cert = zcert_new();
-    zsys_dir_create("%s", harness_path(h, 0, "workers"));
-    zsys_dir_create("%s", harness_path(h, 0, "clients"));
-    if (zcert_save(f->master_cert, harness_path(h, 0, "master")) != 0
-        || chmod(harness_path(h, 0, "master_secret"), 0600) != 0
+    if (harness_curve(h) != 0
         || zcert_save_public(f->worker_cert, harness_path(h, 0, "workers/w1")) != 0
         || zcert_save_public(f->client_cert, harness_path(h, 0, "clients/c1")) != 0)
         return -1;
-    harness_set(&h->config->secret_key, harness_path(h, 0, "master"));
-    harness_set(&h->config->worker_keys_dir, harness_path(h, 0, "workers"));
-    harness_set(&h->config->client_keys_dir, harness_path(h, 0, "clients"));
     return 0;
 }
 
@@ -51,10 +41,7 @@ static int teardown(void **state)
     fixture_t *f = *state;
     if (!f)
         return 0;
-    for (size_t i = 0; i < 4; i++)
-        zsock_destroy(&f->peers[i]);
     harness_destroy(&f->h);
-    zcert_destroy(&f->master_cert);
     zcert_destroy(&f->worker_cert);
     zcert_destroy(&f->client_cert);
     zcert_destroy(&f->rogue_cert);
@@ -62,27 +49,12 @@ static int teardown(void **state)
     return 0;
 }
 
-/* A CURVE DEALER with CERT on ENDPOINT, kept in the fixture for teardown. */
+/* A CURVE DEALER with CERT on ENDPOINT, closed by the harness at teardown. */
 static zsock_t *connect_as(fixture_t *f, const char *endpoint, zcert_t *cert)
 {
-    for (size_t i = 0; i < 4; i++)
-        if (!f->peers[i]) {
-            f->peers[i] = peer_new(endpoint, cert, zcert_public_txt(f->master_cert));
-            assert_non_null(f->peers[i]);
-            return f->peers[i];
-        }
-    fail_msg("too many peers");
-    return NULL;
-}
-
-static void send_hello(zsock_t *sock, const char *name)
-{
-    proto_device_t dev = { .name = "hb-01", .type = "highbank", .state = "idle" };
-    proto_msg_t msg = { .type = PROTO_MSG_HELLO, .version = PROTO_VERSION };
-    msg.u.hello = (proto_hello_t) { .worker = (char *) name, .version = "test",
-                                    .proto_min = PROTO_VERSION_MIN, .proto_max = PROTO_VERSION,
-                                    .devices = &dev, .devices_count = 1 };
-    assert_int_equal(peer_send(sock, &msg), 0);
+    zsock_t *sock = harness_peer(f->h, endpoint, cert);
+    assert_non_null(sock);
+    return sock;
 }
 
 static void send_workers(zsock_t *sock)
@@ -97,9 +69,9 @@ static void test_allowed_worker_is_welcomed_and_an_unknown_key_is_refused(void *
     if (harness_start(f->h) != 0)
         fail_msg("master did not start: %s", f->h->start_error);
     zsock_t *rogue = connect_as(f, f->h->worker_ep, f->rogue_cert);
-    send_hello(rogue, "rogue");
+    assert_int_equal(peer_send_hello(rogue, "rogue"), 0);
     zsock_t *worker = connect_as(f, f->h->worker_ep, f->worker_cert);
-    send_hello(worker, "w1");
+    assert_int_equal(peer_send_hello(worker, "w1"), 0);
     proto_msg_t msg;
     assert_int_equal(peer_recv(worker, WAIT_MS, &msg), 0);
     assert_int_equal(msg.type, PROTO_MSG_WELCOME);
@@ -138,7 +110,7 @@ static void test_a_key_added_to_the_allow_list_is_accepted_without_restart(void 
         fail_msg("master did not start: %s", f->h->start_error);
     assert_int_equal(zcert_save_public(f->rogue_cert, harness_path(f->h, 0, "workers/w2")), 0);
     zsock_t *worker = connect_as(f, f->h->worker_ep, f->rogue_cert);
-    send_hello(worker, "w2");
+    assert_int_equal(peer_send_hello(worker, "w2"), 0);
     proto_msg_t msg;
     assert_int_equal(peer_recv(worker, WAIT_MS, &msg), 0);
     assert_int_equal(msg.type, PROTO_MSG_WELCOME);
@@ -153,7 +125,7 @@ static void test_a_duplicate_cert_file_in_the_allow_list_is_harmless(void **stat
     if (harness_start(f->h) != 0)
         fail_msg("master did not start: %s", f->h->start_error);
     zsock_t *worker = connect_as(f, f->h->worker_ep, f->worker_cert);
-    send_hello(worker, "w1");
+    assert_int_equal(peer_send_hello(worker, "w1"), 0);
     proto_msg_t msg;
     assert_int_equal(peer_recv(worker, WAIT_MS, &msg), 0);
     assert_int_equal(msg.type, PROTO_MSG_WELCOME);
@@ -190,12 +162,7 @@ static int run_master_binary(fixture_t *f, const char *args, int seconds, char *
              "timeout %d %s/master/rackrun-master --db %s --worker-endpoint 'tcp://127.0.0.1:*' "
              "--client-endpoint 'tcp://127.0.0.1:*' %s 2>&1",
              seconds, bin_dir, harness_path(f->h, 1, "bin.db"), args);
-    FILE *pipe = popen(command, "r");
-    assert_non_null(pipe);
-    size_t n = fread(out, 1, len - 1, pipe);
-    out[n] = '\0';
-    int status = pclose(pipe);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return harness_shell(command, out, len);   /* -1 (could not run) fails every caller */
 }
 
 static void test_master_binary_refuses_to_start_without_keys(void **state)

@@ -8,7 +8,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <jansson.h>
 #include <poll.h>
 #include <signal.h>
@@ -24,6 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 #include <wordexp.h>
+
+#include "tmpdir.h"
 
 #ifndef RR_SOURCE_DIR_DEFAULT
 #define RR_SOURCE_DIR_DEFAULT "."
@@ -114,55 +115,13 @@ static int make_state_dir(char *out, size_t len)
     return -1;
 }
 
-/* malloc'd contents of PATH (NUL-terminated), length in *LEN. */
-static char *read_file(const char *path, size_t *len)
-{
-    size_t cap = 4096, used = 0;
-    char *buf = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-    if (fd < 0)
-        return NULL;
-    buf = malloc(cap);
-    while (buf) {
-        ssize_t n = read(fd, buf + used, cap - used - 1);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            if (n < 0) {
-                free(buf);
-                buf = NULL;
-            }
-            break;
-        }
-        used += (size_t)n;
-        if (cap - used < 2) {
-            char *bigger = realloc(buf, cap * 2);
-            if (!bigger) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = bigger;
-            cap *= 2;
-        }
-    }
-    close(fd);
-    if (buf) {
-        buf[used] = '\0';
-        if (len)
-            *len = used;
-    }
-    return buf;
-}
-
 /* Print the end of DIR/rig.log, where rig.py says why it failed. */
 static void show_rig_log(const char *dir)
 {
     char path[4200];
     size_t len = 0;
     snprintf(path, sizeof(path), "%s/rig.log", dir);
-    char *text = read_file(path, &len);
+    char *text = tmpdir_slurp(path, &len);
     if (text) {
         fprintf(stderr, "---- %s (end) ----\n%s----\n", path, len > 3000 ? text + len - 3000 : text);
         free(text);
@@ -375,11 +334,6 @@ fail:
     return NULL;
 }
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    return remove(path) < 0 && errno != ENOENT ? -1 : 0;
-}
-
 /* A stopped rig's files go, unless RR_KEEP_RIG is set. A test that fails an
  * assertion never reaches rr_rig_stop, so its files stay for the post-mortem. */
 static void remove_state_dir(const char *dir, bool stopped)
@@ -387,7 +341,7 @@ static void remove_state_dir(const char *dir, bool stopped)
     const char *keep = getenv("RR_KEEP_RIG");
     if (!stopped || (keep && *keep && strcmp(keep, "0") != 0) || !*dir)
         return;
-    if (nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS) < 0)
+    if (tmpdir_remove_tree(dir) < 0)
         rig_error(dir, "cannot remove: %s", strerror(errno));
 }
 
@@ -449,7 +403,7 @@ char *rr_rig_node_file(const rr_rig_t *self, size_t index, const char *name, siz
         return NULL;
     }
     snprintf(path, sizeof(path), "%s/%s", node->dir, name);
-    char *text = read_file(path, len);
+    char *text = tmpdir_slurp(path, len);
     if (!text)
         rig_error(self->dir, "%s: %s", path, strerror(errno));
     return text;

@@ -129,17 +129,49 @@ static void test_ipmi_power_and_bootdev_reach_the_hook_and_boot_the_node(void **
     assert_null(rig);
 }
 
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* Wait until console.in.tsv holds COUNT bytes; the time (CLOCK_MONOTONIC ns)
+ * it was seen, or 0 after WAIT_MS. */
+static uint64_t wait_rx_count(rr_rig_t *rig, size_t count)
+{
+    uint64_t give_up = mono_ns() + WAIT_MS * 1000000ULL;
+    while (mono_ns() < give_up) {
+        size_t n = 0;
+        free(rr_rig_console_in(rig, 0, &n));
+        if (n >= count)
+            return mono_ns();
+        sleep_ms(1);
+    }
+    return 0;
+}
+
+/* Each byte is written only after the rig logged the one before, 30 ms after
+ * that: the rig's time for each byte must lie between its write and the moment
+ * the test saw it logged, so consecutive times are >= 30 ms apart whatever the
+ * load (a rig stalled while bytes queued up would otherwise stamp them together). */
 static void test_console_tap_types_into_the_shell_and_logs_each_byte_time(void **state)
 {
     const char *typed = "echo $((6*7))rig\n";
+    uint64_t written[32], seen[32];
     rr_rig_t *rig = rr_rig_start(1, NULL);
     assert_non_null(rig);
     power_on_and_wait_prompt(rig, 0);
     int fd = rr_rig_console_connect(rig, 0);
     assert_true(fd >= 0);
-    for (const char *c = typed; *c; c++) {
-        assert_int_equal(write(fd, c, 1), 1);
-        sleep_ms(30);
+    assert_true(strlen(typed) <= 32);
+    for (size_t i = 0; typed[i]; i++) {
+        if (i > 0)
+            sleep_ms(30);
+        written[i] = mono_ns();
+        assert_int_equal(write(fd, typed + i, 1), 1);
+        seen[i] = wait_rx_count(rig, i + 1);
+        assert_true(seen[i] > 0);
     }
     assert_true(rr_rig_wait_console(rig, 0, 0, "42rig", WAIT_MS));
     char echo[64];
@@ -153,8 +185,9 @@ static void test_console_tap_types_into_the_shell_and_logs_each_byte_time(void *
         assert_int_equal(rx[i].byte, (uint8_t)typed[i]);
         assert_false(rx[i].from_sol);
         assert_false(rx[i].dropped);
+        assert_true(rx[i].ns >= written[i] && rx[i].ns <= seen[i]);
         if (i > 0)
-            assert_true(rx[i].ns - rx[i - 1].ns >= 25 * 1000000ULL);
+            assert_true(rx[i].ns - rx[i - 1].ns >= 30 * 1000000ULL);
     }
     free(rx);
     close(fd);
