@@ -39,9 +39,11 @@ ssize_t rr_sol_read(rr_sol_t *self, void *buf, size_t len);
 int rr_sol_expect(rr_sol_t *self, const char *const *needles, size_t count, uint32_t timeout_ms,
                   rr_sol_sink_fn *sink, void *arg);
 
-/* Type DATA one character at a time, waiting delay_ms between characters;
- * output arriving meanwhile goes to SINK, so none is lost or left to pile up.
- * Returns 0, or -1 when the session is lost. */
+/* Type DATA one character at a time, waiting delay_ms between characters,
+ * timed from the node's echo of each one when it echoes (so the node never
+ * gets two closer than delay_ms, whatever the BMC path's jitter), else at most
+ * delay_ms after it; output arriving meanwhile goes to SINK, so none is lost or
+ * left to pile up. Returns 0, or -1 when the session is lost. */
 int rr_sol_type(rr_sol_t *self, const char *data, size_t len, uint32_t delay_ms,
                 rr_sol_sink_fn *sink, void *arg);
 
