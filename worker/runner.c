@@ -808,7 +808,7 @@ static void console_settle(runner_t *r)
 static void finish(runner_t *r, const char *outcome)
 {
     const rr_runner_ctx_t *ctx = r->ctx;
-    char err[1024] = "", why[1200];
+    char err[1024] = "", why[sizeof r->reason + sizeof err + 2]; /* "reason; err" never cut */
     if (*ctx->sol && console_drain(r) < 0)
         rr_sol_destroy(ctx->sol);
     if (ctx->ipmi && rr_ipmi_power(ctx->ipmi, RR_POWER_OFF) < 0)
