@@ -48,7 +48,7 @@ demo: build
 	@./deploy/demo.sh $(BUILD)
 
 bench: deps
-	@cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_FLAGS=-O2 >/dev/null
+	@cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release "-DCMAKE_C_FLAGS_RELEASE=-O2 -DNDEBUG" >/dev/null
 	@cmake --build build-bench -j $(JOBS)
 	@./bench/run.sh build-bench
 

@@ -9,7 +9,8 @@
  * every tag combination in every rack) say HELLO and answer every JOB_START
  * at once with JOB_ACCEPT and "state running"; a job ends ("end complete")
  * when the benchmark says so:
- *   fill        the HELLOs until every device holds a job;
+ *   fill        the HELLOs until every device holds a job (then the
+ *               master settles: no JOB_START re-sent for 2 s);
  *   latency     jobs end at a paced LATENCY_RATE per second (a farm well
  *               below the master's capacity): from the worker sending "end"
  *               (the master commits it, the device is idle) to the next
@@ -38,6 +39,7 @@
 #define LATENCY_RATE   100.0    /* jobs ending per second in the latency phase */
 #define LATENCY_SAMPLES 1000
 #define THROUGHPUT_S   30.0     /* longest throughput phase */
+#define SETTLE_MS      2000     /* no re-sent JOB_START this long: the master caught up */
 
 static const char *const s_types[TYPES] = { "highbank", "midway", "x86" };
 
@@ -302,6 +304,27 @@ static int s_phase(run_t *run, zmq_pollitem_t *items, phase_t phase, double limi
     return phase == PHASE_THROUGHPUT || run->started == jobs ? 0 : -1;
 }
 
+/* Wait until the master has worked off the fill (every accept committed, no
+ * JOB_START re-sent for SETTLE_MS), so the latency phase measures an idle
+ * device on a master that is not still catching up. */
+static int s_settle(run_t *run, zmq_pollitem_t *items)
+{
+    double start = bench_now(), quiet_since = start;
+    while (bench_now() - quiet_since < SETTLE_MS / 1000.0) {
+        if (bench_now() - start > RUN_TIMEOUT_MS / 1000.0) {
+            fprintf(stderr, "bench_dispatch: the master did not settle after the fill\n");
+            return -1;
+        }
+        size_t before = run->duplicates;
+        if (s_poll_once(run, items, 100) != 0)
+            return -1;
+        if (run->duplicates != before)
+            quiet_since = bench_now();
+    }
+    fprintf(stderr, "bench_dispatch: settled %.1f s after the fill\n", bench_now() - start);
+    return 0;
+}
+
 static int s_serve(harness_t *h, run_t *run, bool smoke, timing_t *timing)
 {
     const scale_t *scale = run->scale;
@@ -316,6 +339,8 @@ static int s_serve(harness_t *h, run_t *run, bool smoke, timing_t *timing)
     if (rc == 0)
         rc = s_phase(run, items, PHASE_FILL, RUN_TIMEOUT_MS / 1000.0, 0, 0);
     timing->fill_s = bench_now() - start;
+    if (rc == 0)
+        rc = s_settle(run, items);
     if (rc == 0)
         rc = s_phase(run, items, PHASE_LATENCY, RUN_TIMEOUT_MS / 1000.0, LATENCY_RATE,
                      smoke ? 50 : LATENCY_SAMPLES);

@@ -146,8 +146,8 @@ static int s_write_file(const char *path, mode_t mode, const char *text)
     return rc;
 }
 
-/* Keys: master cert, the worker and client certs in their allow-lists. */
-static int s_master_keys(fleet_master_t *master, zcert_t *worker_cert, zcert_t *client_cert)
+/* Keys: the master cert and empty allow-lists. */
+static int s_master_keys(fleet_master_t *master)
 {
     char path[512];
     zcert_t *cert = zcert_new();
@@ -161,10 +161,6 @@ static int s_master_keys(fleet_master_t *master, zcert_t *worker_cert, zcert_t *
     rc |= mkdir(path, 0700);
     snprintf(path, sizeof path, "%s/clients.d", master->dir);
     rc |= mkdir(path, 0700);
-    snprintf(path, sizeof path, "%s/workers.d/bench-worker", master->dir);
-    rc |= worker_cert ? zcert_save_public(worker_cert, path) : 0;
-    snprintf(path, sizeof path, "%s/clients.d/bench-client", master->dir);
-    rc |= client_cert ? zcert_save_public(client_cert, path) : 0;
     return rc;
 }
 
@@ -225,23 +221,29 @@ static int s_master_endpoints(fleet_master_t *master, int timeout_ms)
     return -1;
 }
 
-int fleet_master_spawn(fleet_master_t *master, bool curve, zcert_t *worker_cert,
-                       zcert_t *client_cert, uint32_t interval_ms, uint32_t timeout_ms)
+int fleet_master_init(fleet_master_t *master, bool curve, uint32_t interval_ms,
+                      uint32_t timeout_ms)
 {
     memset(master, 0, sizeof *master);
     snprintf(master->dir, sizeof master->dir, "/tmp/rr-bench-master-XXXXXX");
     if (!mkdtemp(master->dir))
         return -1;
-    if ((curve && s_master_keys(master, worker_cert, client_cert) != 0)
+    master->curve = curve;
+    if ((curve && s_master_keys(master) != 0)
         || s_master_config(master, curve, interval_ms, timeout_ms) != 0) {
         fprintf(stderr, "fleet: cannot write the master's files in %s\n", master->dir);
         return -1;
     }
+    return 0;
+}
+
+int fleet_master_start(fleet_master_t *master)
+{
     char config[512], logpath[512];
     snprintf(config, sizeof config, "%s/master.yaml", master->dir);
     snprintf(logpath, sizeof logpath, "%s/master.log", master->dir);
     char *argv[] = { RR_MASTER_BIN, "--config", config, "--log-level", "info",
-                     curve ? NULL : "--insecure", NULL };
+                     master->curve ? NULL : "--insecure", NULL };
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, logpath,
@@ -253,7 +255,7 @@ int fleet_master_spawn(fleet_master_t *master, bool curve, zcert_t *worker_cert,
         fprintf(stderr, "fleet: cannot run %s: %s\n", argv[0], strerror(rc));
         return -1;
     }
-    return s_master_endpoints(master, 10000);
+    return s_master_endpoints(master, 60000);
 }
 
 void fleet_master_stop(fleet_master_t *master)

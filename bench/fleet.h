@@ -48,13 +48,17 @@ typedef struct {
     char worker_ep[128];
     char client_ep[128];
     char public_key[64];        /* z85 of the master's public key ("" when insecure) */
+    bool curve;
 } fleet_master_t;
 
-/* Write a config and start RR_MASTER_BIN in a new scratch dir, CURVE on when
- * CURVE (WORKER_CERT/CLIENT_CERT are put in its allow-lists), beating at
- * INTERVAL_MS with TIMEOUT_MS. Waits until the worker port answers. 0 or -1. */
-int fleet_master_spawn(fleet_master_t *master, bool curve, zcert_t *worker_cert,
-                       zcert_t *client_cert, uint32_t interval_ms, uint32_t timeout_ms);
+/* A scratch dir with the master's config (and, when CURVE, its cert and
+ * empty allow-lists workers.d/ and clients.d/ to fill before starting it),
+ * beating at INTERVAL_MS with TIMEOUT_MS. 0 or -1. */
+int fleet_master_init(fleet_master_t *master, bool curve, uint32_t interval_ms,
+                      uint32_t timeout_ms);
+
+/* Start RR_MASTER_BIN on that dir; waits until it logs its endpoints. 0 or -1. */
+int fleet_master_start(fleet_master_t *master);
 
 /* SIGTERM the master, wait for it (SIGKILL after 10 s), remove its dir. */
 void fleet_master_stop(fleet_master_t *master);

@@ -40,8 +40,10 @@ static void format_error(rr_jobyaml_error_t *err, const char *message)
     char where[64] = "";
     if (err->line)
         snprintf(where, sizeof where, "line %u, column %u: ", err->line, err->col);
-    snprintf(err->text, sizeof err->text, "%s%s%s%s", where, err->path,
-             err->path[0] ? ": " : "", message);
+    int n = snprintf(err->text, sizeof err->text, "%s%s%s%s", where, err->path,
+                     err->path[0] ? ": " : "", message);
+    if (n < 0 || (size_t) n >= sizeof err->text) /* say the message was cut, not hide it */
+        memcpy(err->text + sizeof err->text - 4, "...", 4);
 }
 
 /* Record an error at NODE (may be NULL) for PATH; returns -1. */

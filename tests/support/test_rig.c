@@ -79,7 +79,8 @@ static bool all_gone(const pid_t *pids, size_t count, int timeout_ms)
 static void write_text(const char *dir, const char *name, const char *text)
 {
     char path[4200];
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    int n = snprintf(path, sizeof(path), "%s/%s", dir, name);
+    assert_true(n > 0 && (size_t) n < sizeof(path));
     FILE *f = fopen(path, "w");
     assert_non_null(f);
     fputs(text, f);
