@@ -855,6 +855,7 @@ static const field_t master_fields[] = {
     FIELD("client_endpoint", F_ENDPOINT, false, rr_master_config_t, client_endpoint),
     FIELD("http_listen", F_LISTEN, false, rr_master_config_t, http_listen),
     FIELD("http_www", F_STRING, false, rr_master_config_t, http_www),
+    FIELD("http_tokens", F_STRING, false, rr_master_config_t, http_tokens),
     FIELD("secret_key", F_STRING, false, rr_master_config_t, secret_key),
     FIELD("worker_keys_dir", F_STRING, false, rr_master_config_t, worker_keys_dir),
     FIELD("client_keys_dir", F_STRING, false, rr_master_config_t, client_keys_dir),
@@ -953,6 +954,7 @@ void rr_master_config_destroy(rr_master_config_t **config)
     free(c->client_endpoint);
     free(c->http_listen);
     free(c->http_www);
+    free(c->http_tokens);
     free(c->secret_key);
     free(c->worker_keys_dir);
     free(c->client_keys_dir);

@@ -65,6 +65,7 @@ typedef struct {
     char *client_endpoint;      /* default tcp://127.0.0.1:5556 */
     char *http_listen;          /* default 127.0.0.1:8080, NULL = off */
     char *http_www;             /* dashboard files dir, NULL = the installed share dir */
+    char *http_tokens;          /* bearer tokens file (0600, "ROLE TOKEN" lines), NULL = no auth */
     char *secret_key;           /* master secret cert path, NULL = insecure */
     char *worker_keys_dir;      /* authorized worker public certs */
     char *client_keys_dir;      /* authorized client public certs */

@@ -11,6 +11,7 @@
  */
 #include "http.h"
 #include "http_api.h"
+#include "http_tokens.h"
 
 #include <arpa/inet.h>
 #include <czmq.h>
@@ -38,6 +39,7 @@ struct _rr_http_t {
     rr_store_t *store;                  /* borrowed */
     const rr_metrics_t *metrics;        /* borrowed, may be NULL */
     char *www_dir;
+    rr_http_tokens_t *tokens;           /* NULL = no authentication */
     struct MHD_Daemon *daemon;
     int port;
     bool loopback;                      /* bound to 127.0.0.0/8 or ::1: check Host */
@@ -63,6 +65,8 @@ static enum MHD_Result queue(struct MHD_Connection *conn, rr_http_t *self, unsig
         return MHD_NO;
     }
     MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    if (status == MHD_HTTP_UNAUTHORIZED)
+        MHD_add_response_header(response, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
     MHD_add_response_header(response, "X-Content-Type-Options", "nosniff");
     MHD_add_response_header(response, "Referrer-Policy", "no-referrer");
     MHD_add_response_header(response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
@@ -280,11 +284,25 @@ static bool host_allowed(rr_http_t *self, struct MHD_Connection *conn)
     return false;
 }
 
+/* With tokens: /api/ and /metrics need a bearer token of at least the read role. */
+static bool authorized(rr_http_t *self, struct MHD_Connection *conn, const char *url)
+{
+    if (!self->tokens || (strncmp(url, "/api/", 5) != 0 && strcmp(url, "/metrics") != 0))
+        return true;
+    const char *value = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                    MHD_HTTP_HEADER_AUTHORIZATION);
+    return rr_role_allows(rr_http_tokens_role(self->tokens, value), RR_ROLE_READ);
+}
+
 static enum MHD_Result dispatch(rr_http_request_t *req, const char *url, const char *method)
 {
     bool read_only = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
     if (!host_allowed(req->http, req->conn))
         return rr_http_reply_error(req, MHD_HTTP_FORBIDDEN, "host not allowed");
+    if (!authorized(req->http, req->conn, url))
+        return rr_http_reply_error(req, MHD_HTTP_UNAUTHORIZED,
+                                   "missing or invalid bearer token "
+                                   "(Authorization: Bearer TOKEN, see http_tokens)");
     if (!read_only && strncmp(url, "/api/", 5) == 0 && (strcmp(method, "POST") == 0
         || strcmp(method, "PUT") == 0 || strcmp(method, "DELETE") == 0))
         return rr_http_reply_error(req, MHD_HTTP_NOT_IMPLEMENTED,
@@ -513,8 +531,14 @@ rr_http_t *rr_http_new(rr_store_t *store, const rr_http_options_t *options,
         snprintf(err, errlen, "http: out of memory");
         goto fail;
     }
+    if (options->tokens_file
+        && !(self->tokens = rr_http_tokens_load(options->tokens_file, err, errlen)))
+        goto fail;
     if (start_daemon(self, options, listen, err, errlen) != 0)
         goto fail;
+    if (!self->tokens)
+        rr_warn("http: no http_tokens configured: the HTTP API and /metrics are "
+                "unauthenticated (keep http_listen on loopback)");
     rr_info("http: listening on %s (port %d), dashboard from %s", listen, self->port,
             self->www_dir);
     return self;
@@ -545,6 +569,7 @@ void rr_http_destroy(rr_http_t **self_p)
         MHD_run(self->daemon);
         MHD_stop_daemon(self->daemon);
     }
+    rr_http_tokens_destroy(&self->tokens);
     free(self->www_dir);
     free(self);
     *self_p = NULL;

@@ -31,6 +31,11 @@
  *
  * Bound to loopback (the default), requests naming another Host are refused
  * (403), so a web page cannot read the API through DNS rebinding.
+ *
+ * With tokens_file (config http_tokens, http_tokens.h) every /api/ and
+ * /metrics request needs "Authorization: Bearer TOKEN" of at least the read
+ * role, else 401 with "WWW-Authenticate: Bearer"; the dashboard files stay
+ * public. Without it the API is open (a warning is logged at start).
  */
 #ifndef RACKRUN_HTTP_H
 #define RACKRUN_HTTP_H
@@ -56,6 +61,7 @@ typedef struct {
     const rr_metrics_t *metrics;/* the daemon's counters for /metrics (borrowed, may be NULL) */
     uint32_t max_waiting;       /* long-polls suspended at once, more get 503; 0 = 64 */
     uint32_t max_connections;   /* 0 = 128 */
+    const char *tokens_file;    /* bearer tokens, mode 0600 (http_tokens.h); NULL = no auth */
 } rr_http_options_t;
 
 /* Bind the listener (not yet polled: see rr_http_attach). STORE and the

@@ -290,7 +290,8 @@ rr_master_t *rr_master_new(const rr_master_config_t *config, char *err, size_t e
     if (config->http_listen) {
         rr_http_options_t http_options = { .listen = config->http_listen,
                                            .metrics = &self->metrics,
-                                           .www_dir = config->http_www };
+                                           .www_dir = config->http_www,
+                                           .tokens_file = config->http_tokens };
         self->http = rr_http_new(self->store, &http_options, err, errlen);
         if (!self->http || rr_http_attach(self->http, self->loop) != 0) {
             if (self->http)

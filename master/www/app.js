@@ -2,6 +2,9 @@
 // the overview polls every second; a job page follows the job's event stream
 // with long-polls (?wait=25) and renders log bytes as they arrive.
 // Every text from the API goes through textContent, never innerHTML.
+// With http_tokens on the master, open the page as /#token=TOKEN (or
+// #/job/ID&token=TOKEN): the token is kept in sessionStorage, removed from the
+// address bar and sent as "Authorization: Bearer TOKEN" with every API call.
 'use strict';
 
 const POLL_MS = 1000;
@@ -48,8 +51,23 @@ function setStatus(text, isError) {
   status.className = 'status' + (isError ? ' error' : '');
 }
 
+// Take a token from the URL fragment (never sent to a server, unlike a query).
+function takeToken() {
+  const match = location.hash.match(/(^#|&)token=([^&]*)/);
+  if (match) {
+    sessionStorage.setItem('rackrun-token', decodeURIComponent(match[2]));
+    const rest = location.hash.replace(match[0], match[1] === '#' ? '#' : '');
+    history.replaceState(null, '', location.pathname + location.search + (rest === '#' ? '' : rest));
+  }
+  return sessionStorage.getItem('rackrun-token');
+}
+
+const apiToken = takeToken();
+
 async function api(path) {
-  const response = await fetch(path, { headers: { Accept: 'application/json' } });
+  const headers = { Accept: 'application/json' };
+  if (apiToken) headers.Authorization = 'Bearer ' + apiToken;
+  const response = await fetch(path, { headers });
   const body = await response.json().catch(() => ({ error: 'not JSON', code: response.status }));
   if (!response.ok) throw new Error(`${path}: ${body.error || response.statusText}`);
   return body;

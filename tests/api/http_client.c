@@ -21,14 +21,27 @@ static size_t on_body(char *data, size_t size, size_t n, void *arg)
     return size * n;
 }
 
+/* The reply's WWW-Authenticate header ("" when none). */
+static const char *www_authenticate(CURL *curl)
+{
+    struct curl_header *h = NULL;
+    if (curl_easy_header(curl, "WWW-Authenticate", 0, CURLH_HEADER, -1, &h) != CURLHE_OK)
+        return "";
+    return h->value;
+}
+
 static void perform(zsock_t *pipe, CURL *curl, const char *method, const char *url,
-                    const char *host)
+                    const char *host, const char *auth)
 {
     zchunk_t *body = zchunk_new(NULL, 0);
     struct curl_slist *headers = NULL;
     char line[256];
     if (host && *host) {
         snprintf(line, sizeof line, "Host: %s", host);
+        headers = curl_slist_append(headers, line);
+    }
+    if (auth && *auth) {
+        snprintf(line, sizeof line, "Authorization: %s", auth);
         headers = curl_slist_append(headers, line);
     }
     curl_easy_reset(curl);
@@ -51,8 +64,8 @@ static void perform(zsock_t *pipe, CURL *curl, const char *method, const char *u
         curl_easy_getinfo(curl, CURLINFO_CONTENT_TYPE, &type);
     }
     zchunk_extend(body, "", 1);         /* NUL-terminate */
-    zsock_send(pipe, "isc8", (int) status, type ? type : "", body,
-               (uint64_t) (zclock_mono() - start));
+    zsock_send(pipe, "issc8", (int) status, type ? type : "", status ? www_authenticate(curl) : "",
+               body, (uint64_t) (zclock_mono() - start));
     curl_slist_free_all(headers);
     zchunk_destroy(&body);
 }
@@ -62,16 +75,18 @@ static void client_actor(zsock_t *pipe, void *args)
     CURL *curl = curl_easy_init();
     zsock_signal(pipe, 0);
     while (curl) {
-        char *command = NULL, *method = NULL, *url = NULL, *host = NULL;
-        if (zsock_recv(pipe, "ssss", &command, &method, &url, &host) != 0)
+        char *command = NULL, *method = NULL, *url = NULL, *host = NULL, *auth = NULL;
+        if (zsock_recv(pipe, "sssss", &command, &method, &url, &host, &auth) != 0)
             break;
-        bool term = !command || !method || !url || !host || strcmp(command, "$TERM") == 0;
+        bool term = !command || !method || !url || !host || !auth
+                    || strcmp(command, "$TERM") == 0;
         if (!term)
-            perform(pipe, curl, method, url, host);
+            perform(pipe, curl, method, url, host, auth);
         zstr_free(&command);
         zstr_free(&method);
         zstr_free(&url);
         zstr_free(&host);
+        zstr_free(&auth);
         if (term)
             break;
     }
@@ -84,14 +99,15 @@ static int on_reply(zloop_t *loop, zsock_t *sock, void *arg)
 {
     http_client_t *self = arg;
     int status = 0;
-    char *type = NULL;
+    char *type = NULL, *authenticate = NULL;
     zchunk_t *body = NULL;
     uint64_t elapsed = 0;
-    if (zsock_recv(sock, "isc8", &status, &type, &body, &elapsed) != 0)
+    if (zsock_recv(sock, "issc8", &status, &type, &authenticate, &body, &elapsed) != 0)
         return -1;
     http_reply_clear(&self->reply);
     self->reply.status = status;
     self->reply.type = type;
+    self->reply.www_authenticate = authenticate;
     self->reply.body = strdup((const char *) zchunk_data(body));
     self->reply.json = json_loads(self->reply.body, 0, NULL);
     self->reply.elapsed_ms = elapsed;
@@ -117,7 +133,7 @@ void http_client_destroy(http_client_t **self_p)
         return;
     zloop_reader_end(self->loop, zactor_sock(self->actor));
     /* $TERM as the actor expects four strings */
-    zsock_send(self->actor, "ssss", "$TERM", "", "", "");
+    zsock_send(self->actor, "sssss", "$TERM", "", "", "", "");
     zactor_destroy(&self->actor);
     http_reply_clear(&self->reply);
     free(self);
@@ -127,10 +143,17 @@ void http_client_destroy(http_client_t **self_p)
 void http_client_send(http_client_t *self, const char *method, const char *path,
                       const char *host)
 {
+    http_client_send_auth(self, method, path, host, NULL);
+}
+
+void http_client_send_auth(http_client_t *self, const char *method, const char *path,
+                           const char *host, const char *authorization)
+{
     char url[1024];
     snprintf(url, sizeof url, "http://127.0.0.1:%d%s", self->port, path);
     self->got = false;
-    zsock_send(self->actor, "ssss", "REQ", method, url, host ? host : "");
+    zsock_send(self->actor, "sssss", "REQ", method, url, host ? host : "",
+               authorization ? authorization : "");
 }
 
 static int on_guard(zloop_t *loop, int timer_id, void *arg)
@@ -164,6 +187,7 @@ int http_client_get(http_client_t *self, const char *path, http_reply_t *reply)
 void http_reply_clear(http_reply_t *reply)
 {
     free(reply->type);
+    free(reply->www_authenticate);
     free(reply->body);
     json_decref(reply->json);
     memset(reply, 0, sizeof *reply);

@@ -13,6 +13,7 @@
 typedef struct {
     int status;             /* HTTP status, 0 = transport error */
     char *type;             /* Content-Type ("" when none) */
+    char *www_authenticate; /* WWW-Authenticate ("" when none) */
     char *body;
     json_t *json;           /* the body parsed, NULL when not JSON */
     uint64_t elapsed_ms;
@@ -28,6 +29,10 @@ void http_client_destroy(http_client_t **self_p);
  * replaces the Host header. */
 void http_client_send(http_client_t *self, const char *method, const char *path,
                       const char *host);
+
+/* As http_client_send, with AUTHORIZATION (NULL = none) as the Authorization header. */
+void http_client_send_auth(http_client_t *self, const char *method, const char *path,
+                           const char *host, const char *authorization);
 
 /* Run the loop until the reply to the last send arrives (0) or TIMEOUT_MS passes (-1). */
 int http_client_wait(http_client_t *self, http_reply_t *reply, uint64_t timeout_ms);

@@ -1,6 +1,7 @@
 /* test_http_api.c: the master's HTTP side (master/http.c) on a free port over
  * a real store in a temporary directory: JSON shapes and values, errors,
- * log ranges, long-poll wake-up and bounds, /metrics, the dashboard files.
+ * log ranges, long-poll wake-up and bounds, /metrics, the dashboard files,
+ * bearer tokens (http_tokens).
  *
  * The store and rr_http live on this (the main) thread, driven by a zloop;
  * requests come from libcurl in client actors (http_client.h), and waiting
@@ -13,16 +14,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <cmocka.h>
 #include <curl/curl.h>
 
 #include "common.h"
 #include "http.h"
 #include "http_client.h"
+#include "master.h"
 #include "promcheck.h"
 #include "store_fixture.h"
 
 #define MAX_WAITING 2
+#define READ_TOKEN  "r3ad-t0ken-4f9c2a"
+#define ADMIN_TOKEN "adm1n-t0ken-77e1b0"
+#define TOKENS_TEXT "# HTTP API tokens\n\nread " READ_TOKEN "\nadmin " ADMIN_TOKEN "  # ops\n"
 
 typedef struct {
     fixture_t *f;
@@ -31,6 +38,7 @@ typedef struct {
     zloop_t *loop;
     http_client_t *client[MAX_WAITING + 1];
     char www[512];
+    char tokens[128];       /* tokens file in the fixture dir, "" = none */
     uint64_t now;
     uint64_t queued_old, queued_new, running, finished;
     uint64_t running_last_seq;
@@ -84,7 +92,19 @@ static void fill_store(ctx_t *c)
     c->running_last_seq = 5;
 }
 
-static int setup_with(void **state, uint32_t max_waiting)
+/* Write TEXT to DIR/NAME with MODE into PATH. */
+static void write_tokens(const char *dir, const char *name, const char *text, mode_t mode,
+                         char *path, size_t len)
+{
+    snprintf(path, len, "%s/%s", dir, name);
+    FILE *file = fopen(path, "w");
+    assert_non_null(file);
+    assert_int_equal(fputs(text, file) >= 0, 1);
+    assert_int_equal(fclose(file), 0);
+    assert_int_equal(chmod(path, mode), 0);
+}
+
+static int setup_with(void **state, uint32_t max_waiting, const char *tokens_text)
 {
     ctx_t *c = calloc(1, sizeof *c);
     assert_non_null(c);
@@ -95,8 +115,11 @@ static int setup_with(void **state, uint32_t max_waiting)
     fill_store(c);
     const char *src = getenv("RR_SOURCE_DIR");
     snprintf(c->www, sizeof c->www, "%s/master/www", src ? src : RR_SOURCE_DIR_DEFAULT);
+    if (tokens_text)
+        write_tokens(c->f->dir, "tokens", tokens_text, 0600, c->tokens, sizeof c->tokens);
     rr_http_options_t options = { .listen = "127.0.0.1:0", .www_dir = c->www,
-                                  .metrics = &c->metrics, .max_waiting = max_waiting };
+                                  .metrics = &c->metrics, .max_waiting = max_waiting,
+                                  .tokens_file = tokens_text ? c->tokens : NULL };
     char err[256] = "";
     c->http = rr_http_new(c->f->store, &options, err, sizeof err);
     if (!c->http)
@@ -112,7 +135,12 @@ static int setup_with(void **state, uint32_t max_waiting)
 
 static int setup(void **state)
 {
-    return setup_with(state, MAX_WAITING);
+    return setup_with(state, MAX_WAITING, NULL);
+}
+
+static int setup_tokens(void **state)
+{
+    return setup_with(state, MAX_WAITING, TOKENS_TEXT);
 }
 
 static int teardown(void **state)
@@ -122,6 +150,8 @@ static int teardown(void **state)
     for (size_t i = 0; i <= MAX_WAITING; i++)
         http_client_destroy(&c->client[i]);
     zloop_destroy(&c->loop);
+    if (c->tokens[0])
+        unlink(c->tokens);
     void *fs = c->f;
     fixture_teardown(&fs);
     free(c);
@@ -615,7 +645,158 @@ static void test_listen_address_is_validated(void **state)
     }
 }
 
+/* ---- bearer tokens ---- */
+
+/* GET PATH with AUTHORIZATION (NULL = none) and return the status; the reply stays in *R. */
+static int get_auth(ctx_t *c, const char *path, const char *authorization, http_reply_t *r)
+{
+    http_client_send_auth(c->client[0], "GET", path, NULL, authorization);
+    if (http_client_wait(c->client[0], r, 10000) != 0)
+        fail_msg("GET %s: no reply within 10 s", path);
+    return r->status;
+}
+
+static void expect_401(ctx_t *c, const char *path, const char *authorization)
+{
+    http_reply_t r = { 0 };
+    if (get_auth(c, path, authorization, &r) != 401)
+        fail_msg("GET %s with '%s': status %d, expected 401", path,
+                 authorization ? authorization : "(none)", r.status);
+    assert_non_null(r.json);
+    assert_int_equal(int_of(r.json, "code"), 401);
+    assert_non_null(strstr(str_of(r.json, "error"), "bearer token"));
+    assert_string_equal(r.www_authenticate, "Bearer");
+    assert_null(strstr(r.body, READ_TOKEN));
+    http_reply_clear(&r);
+}
+
+static void test_tokens_refuse_missing_or_wrong_token_with_401(void **state)
+{
+    ctx_t *c = *state;
+    static const char *const paths[] = { "/api/v1/jobs", "/metrics", "/api/v1/workers",
+                                         "/api/v1/nothing" };
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        expect_401(c, paths[i], NULL);
+        expect_401(c, paths[i], "Bearer wrong-token");
+    }
+    expect_401(c, "/api/v1/jobs", "Bearer ");
+    expect_401(c, "/api/v1/jobs", "Bearer r3ad-t0ken-4f9c2");           /* a prefix */
+    expect_401(c, "/api/v1/jobs", "Bearer " READ_TOKEN "x");            /* longer */
+    expect_401(c, "/api/v1/jobs", "Basic " READ_TOKEN);
+    expect_401(c, "/api/v1/jobs", READ_TOKEN);
+    expect_401(c, "/api/v1/jobs", "Bearer read");                       /* a role is no token */
+}
+
+static void test_tokens_read_token_opens_api_and_metrics(void **state)
+{
+    ctx_t *c = *state;
+    http_reply_t r = { 0 };
+    assert_int_equal(get_auth(c, "/api/v1/jobs", "Bearer " READ_TOKEN, &r), 200);
+    assert_non_null(r.json);
+    assert_int_equal(json_array_size(json_object_get(r.json, "jobs")), 4);
+    assert_string_equal(r.www_authenticate, "");
+    http_reply_clear(&r);
+    assert_int_equal(get_auth(c, "/metrics", "Bearer " READ_TOKEN, &r), 200);
+    assert_non_null(strstr(r.body, "rackrun_http_requests_total"));
+    http_reply_clear(&r);
+    assert_int_equal(get_auth(c, "/api/v1/workers", "bearer " ADMIN_TOKEN, &r), 200);
+    http_reply_clear(&r);
+    assert_int_equal(get_auth(c, "/api/v1/jobs/999999", "Bearer " READ_TOKEN, &r), 404);
+    http_reply_clear(&r);
+    http_client_send_auth(c->client[0], "POST", "/api/v1/jobs", NULL, "Bearer " ADMIN_TOKEN);
+    assert_int_equal(http_client_wait(c->client[0], &r, 10000), 0);
+    assert_int_equal(r.status, 501);                                   /* writes stay 501 */
+    http_reply_clear(&r);
+}
+
+static void test_tokens_leave_dashboard_files_public(void **state)
+{
+    ctx_t *c = *state;
+    http_reply_t r = { 0 };
+    assert_int_equal(get_auth(c, "/", NULL, &r), 200);
+    http_reply_clear(&r);
+    assert_int_equal(get_auth(c, "/app.js", NULL, &r), 200);
+    http_reply_clear(&r);
+}
+
+/* rr_http_new with a tokens file of TEXT and MODE: NULL expected, the error returned. */
+static const char *refused_tokens(ctx_t *c, const char *text, mode_t mode)
+{
+    static char err[512];
+    char path[128];
+    write_tokens(c->f->dir, "tokens-bad", text, mode, path, sizeof path);
+    rr_http_options_t options = { .listen = "127.0.0.1:0", .www_dir = c->www,
+                                  .tokens_file = path };
+    err[0] = '\0';
+    rr_http_t *http = rr_http_new(c->f->store, &options, err, sizeof err);
+    unlink(path);
+    if (http) {
+        rr_http_destroy(&http);
+        fail_msg("tokens file (mode %04o) accepted: %s", (unsigned) mode, text);
+    }
+    return err;
+}
+
+static void test_tokens_file_must_be_private_and_well_formed(void **state)
+{
+    ctx_t *c = *state;
+    const char *err = refused_tokens(c, "read " READ_TOKEN "\n", 0644);
+    if (!strstr(err, "mode 0644") || !strstr(err, "chmod 600") || !strstr(err, "tokens-bad"))
+        fail_msg("unclear error: %s", err);
+    assert_null(strstr(err, READ_TOKEN));
+    err = refused_tokens(c, "read " READ_TOKEN "\n", 0640);
+    assert_non_null(strstr(err, "mode 0640"));
+    err = refused_tokens(c, "# c\nreader " READ_TOKEN "\n", 0600);
+    assert_non_null(strstr(err, ":2: role 'reader'"));
+    assert_null(strstr(err, READ_TOKEN));
+    err = refused_tokens(c, "read\n", 0600);
+    assert_non_null(strstr(err, ":1: expected 'ROLE TOKEN'"));
+    err = refused_tokens(c, "read " READ_TOKEN " extra\n", 0600);
+    assert_non_null(strstr(err, ":1: expected 'ROLE TOKEN'"));
+    assert_null(strstr(err, READ_TOKEN));
+    err = refused_tokens(c, "# only comments\n\n", 0600);
+    assert_non_null(strstr(err, "no token"));
+    char missing[128];
+    snprintf(missing, sizeof missing, "%s/absent", c->f->dir);
+    rr_http_options_t options = { .listen = "127.0.0.1:0", .tokens_file = missing };
+    char err2[512] = "";
+    assert_null(rr_http_new(c->f->store, &options, err2, sizeof err2));
+    assert_non_null(strstr(err2, "absent"));
+}
+
+static void test_master_refuses_to_start_with_a_readable_tokens_file(void **state)
+{
+    ctx_t *c = *state;
+    char tokens[128], yaml[128], text[512], err[512] = "";
+    write_tokens(c->f->dir, "tokens-0644", "read " READ_TOKEN "\n", 0644, tokens, sizeof tokens);
+    snprintf(text, sizeof text, "db: %s\nworker_endpoint: tcp://127.0.0.1:*\n"
+             "client_endpoint: tcp://127.0.0.1:*\nhttp_tokens: %s\n",
+             c->f->path, tokens);
+    write_tokens(c->f->dir, "master.yaml", text, 0600, yaml, sizeof yaml);
+    rr_master_config_t *config = NULL;
+    int loaded = rr_master_config_load(yaml, &config, err, sizeof err);
+    if (loaded == 0) {                  /* any free port (the config wants one) */
+        free(config->http_listen);
+        config->http_listen = strdup("127.0.0.1:0");
+    }
+    rr_master_t *master = loaded == 0 ? rr_master_new(config, err, sizeof err) : NULL;
+    unlink(tokens);
+    unlink(yaml);
+    if (loaded != 0)
+        fail_msg("config: %s", err);
+    assert_string_equal(config->http_tokens, tokens);
+    if (master) {
+        rr_master_destroy(&master);
+        rr_master_config_destroy(&config);
+        fail_msg("master started with a tokens file of mode 0644");
+    }
+    rr_master_config_destroy(&config);
+    if (!strstr(err, "mode 0644") || !strstr(err, "chmod 600"))
+        fail_msg("unclear error: %s", err);
+}
+
 #define T(test) cmocka_unit_test_setup_teardown(test, setup, teardown)
+#define TT(test) cmocka_unit_test_setup_teardown(test, setup_tokens, teardown)
 
 int main(void)
 {
@@ -640,6 +821,11 @@ int main(void)
         T(test_post_is_501_and_other_writes_405),
         T(test_foreign_host_header_is_refused_on_loopback),
         T(test_listen_address_is_validated),
+        TT(test_tokens_refuse_missing_or_wrong_token_with_401),
+        TT(test_tokens_read_token_opens_api_and_metrics),
+        TT(test_tokens_leave_dashboard_files_public),
+        T(test_tokens_file_must_be_private_and_well_formed),
+        T(test_master_refuses_to_start_with_a_readable_tokens_file),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();

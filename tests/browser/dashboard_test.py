@@ -3,7 +3,9 @@
 Chromium, against a real master, worker and emulated rack (rrcluster.py),
 driven through chromedriver's W3C WebDriver API (webdriver.py).
 
-What a person at the dashboard must see:
+What a person at the dashboard must see (the master has http_tokens on):
+  0. the API refuses a request without the token (401); the page opened as
+     /#token=TOKEN works and drops the token from its address;
   1. the worker rack01 on the overview, online, and its device idle;
   2. a running job's console log live on the job page: "tick-1" shows while
      the job still runs (its step prints tick-1..tick-5 a second apart);
@@ -13,16 +15,19 @@ Screenshots go to $RR_BINARY_DIR/screenshots/ (dashboard-running.png,
 job-log.png, worker-lost.png); docs/dashboard.png is a copy of the first.
 """
 import os
+import secrets
 import sys
 import time
+import urllib.error
 
-from rrcluster import BIN, Failure, check, run, say
+from rrcluster import BIN, Failure, check, http_json, run, say
 from webdriver import Browser
 
 HEARTBEAT_TIMEOUT_S = 2.0
 LOST_MARGIN_S = 3.0    # overview polls every 1 s, the master checks every interval; slack for CI
 TICKS = "for i in 1 2 3 4 5; do echo tick-$i; sleep 1; done"
 SHOTS = os.path.join(BIN, "screenshots")
+TOKEN = secrets.token_hex(16)
 
 WORKER_ROW = """
 for (const tr of document.querySelectorAll('tbody tr'))
@@ -32,6 +37,20 @@ return null;"""
 DEVICE_IN = "return document.querySelectorAll('.device.d-' + arguments[0]).length;"
 LOG = "(document.querySelector('pre.log') || {textContent: ''}).textContent"
 FOLLOW_NOTE = "(document.querySelector('.follow') || {textContent: ''}).textContent"
+
+
+def check_token_required(c, b):
+    """The API wants the token; the page takes it from #token= and hides it."""
+    try:
+        http_json(c.url + "/api/v1/workers")
+        check(False, "the API answered without a bearer token")
+    except urllib.error.HTTPError as e:
+        check(e.code == 401, f"no token: HTTP {e.code}, expected 401")
+    b.get(f"{c.url}/#token={TOKEN}")
+    b.wait_for(WORKER_ROW, "worker rack01 online (with the token)", 10, "rack01", "online")
+    href = b.run("return location.href;")
+    check(TOKEN not in href, f"the token stays in the address bar: {href}")
+    say("dashboard: API refuses no token (401), page works with #token= and hides it")
 
 
 def check_worker_online(c, b):
@@ -85,6 +104,7 @@ def check_worker_lost(c, b):
 def test(c):
     browser = Browser(c.work)
     try:
+        check_token_required(c, browser)
         check_worker_online(c, browser)
         check_live_log(c, browser)
         check_worker_lost(c, browser)
@@ -98,7 +118,8 @@ if __name__ == "__main__":
         print(__doc__)
         sys.exit(0)
     try:
-        sys.exit(run(test, "browser-dashboard", nodes=2, heartbeat_timeout=f"{HEARTBEAT_TIMEOUT_S:g}s"))
+        sys.exit(run(test, "browser-dashboard", nodes=2, heartbeat_timeout=f"{HEARTBEAT_TIMEOUT_S:g}s",
+                     http_token=TOKEN))
     except Failure as e:
         say(f"FAIL: {e}")
         sys.exit(1)

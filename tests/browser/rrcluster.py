@@ -120,8 +120,11 @@ def q(text):
     return json.dumps(text)    # a JSON string is a valid YAML scalar
 
 
-def http_json(url, data=None, timeout=5):
-    req = urllib.request.Request(url, data=data, headers={"Accept": "application/json"})
+def http_json(url, data=None, timeout=5, token=None):
+    headers = {"Accept": "application/json"}
+    if token:
+        headers["Authorization"] = "Bearer " + token
+    req = urllib.request.Request(url, data=data, headers=headers)
     with urllib.request.urlopen(req, timeout=timeout) as resp:
         return json.load(resp)
 
@@ -130,11 +133,12 @@ class Cluster:
     """rig + master (HTTP on) + worker rack01; every process stopped by close()."""
 
     def __init__(self, name, nodes=1, master_extra="", heartbeat_interval="250ms",
-                 heartbeat_timeout="2s"):
+                 heartbeat_timeout="2s", http_token=None):
         become_subreaper()
         self.work = os.path.join(BIN, "test-tmp", f"{name}-{os.getpid()}")
         self.procs, self.rig, self.passed = {}, None, False
         self.heartbeat_timeout = heartbeat_timeout
+        self.http_token = http_token    # set: the HTTP API needs it (http_tokens, read role)
         shutil.rmtree(self.work, ignore_errors=True)
         for d in ("tftp", "spool", "keys", "workers.d", "clients.d", "artifacts"):
             os.makedirs(os.path.join(self.work, d))
@@ -144,6 +148,8 @@ class Cluster:
             self.url = f"http://127.0.0.1:{self.http_port}"
             self.keys()
             self.write_artifacts()
+            if http_token:
+                master_extra += self.write_http_tokens(http_token)
             self.write_master_config(worker_port, client_port, master_extra, heartbeat_interval)
             self.write_worker_config(worker_port)
             self.env = dict(os.environ, RACKRUN_MASTER=f"tcp://127.0.0.1:{client_port}",
@@ -265,6 +271,14 @@ class Cluster:
                 f.write(data)
             self.shas[role] = hashlib.sha256(data).hexdigest()
 
+    def write_http_tokens(self, token):
+        """A 0600 tokens file with TOKEN as the read role; its master.yaml line."""
+        old = os.umask(0o077)
+        with open(self.path("http-tokens"), "w") as f:
+            f.write(f"# dashboard\nread {token}\n")
+        os.umask(old)
+        return f"\nhttp_tokens: {q(self.path('http-tokens'))}\n"
+
     def write_master_config(self, worker_port, client_port, extra, interval):
         text = f"""db: {q(self.path('master.db'))}
 worker_endpoint: tcp://127.0.0.1:{worker_port}
@@ -309,7 +323,7 @@ devices:"""]
     # ---- using it ----
 
     def api(self, path, timeout=5):
-        return http_json(self.url + path, timeout=timeout)
+        return http_json(self.url + path, timeout=timeout, token=self.http_token)
 
     def cli(self, *args, timeout=60):
         """Run the rackrun CLI: (exit code, stdout, stderr)."""

@@ -110,7 +110,8 @@ static void test_errors_are_located_and_named(void **state)
 {
     assert_string_equal(load_error("db: /x\nheartbeat_intervall: 1s\n"),
                         "master.yaml:2:1: unknown key 'heartbeat_intervall' (expected db, "
-                        "worker_endpoint, client_endpoint, http_listen, http_www, secret_key, "
+                        "worker_endpoint, client_endpoint, http_listen, http_www, http_tokens, "
+                        "secret_key, "
                         "worker_keys_dir, client_keys_dir, heartbeat_interval, heartbeat_timeout, "
                         "worker_grace, max_job_yaml, log_retention_age, log_retention_size)");
     assert_string_equal(load_error("worker_grace: 10x\n"),
