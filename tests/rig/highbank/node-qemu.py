@@ -37,6 +37,11 @@ import termios
 import time
 import tty
 
+# One pxelinux parser for both node kinds: the rig's (node-qemu runs with -I,
+# so the rig's directory is added by hand).
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from rig import parse_pxelinux  # noqa: E402
+
 PR_SET_PDEATHSIG = 1
 LIBC = ctypes.CDLL(None, use_errno=True)
 EXTLINUX = ("/extlinux/extlinux.conf", "/boot/extlinux/extlinux.conf")
@@ -44,33 +49,6 @@ EXTLINUX = ("/extlinux/extlinux.conf", "/boot/extlinux/extlinux.conf")
 
 class BootError(Exception):
     """The boot failed the way U-Boot's would: the message goes to the console."""
-
-
-def parse_pxelinux(text):
-    """The label a pxelinux/extlinux config boots: DEFAULT's, else the first one."""
-    labels, default, cur = [], None, None
-    for raw in text.splitlines():
-        parts = raw.strip().split(None, 1)
-        if not parts or parts[0].startswith("#"):
-            continue
-        key, val = parts[0].lower(), (parts[1].strip() if len(parts) > 1 else "")
-        if key == "default":
-            default = val
-        elif key == "label":
-            cur = {"label": val}
-            labels.append(cur)
-        elif cur is not None and key in ("kernel", "linux"):
-            cur["kernel"] = val
-        elif cur is not None and key == "initrd":
-            cur["initrd"] = val
-        elif cur is not None and key in ("fdt", "devicetree"):
-            cur["fdt"] = val
-        elif cur is not None and key == "append":
-            cur["append"] = val
-    for label in labels:
-        if label["label"] == default:
-            return label
-    return labels[0] if labels else None
 
 
 class Console:
