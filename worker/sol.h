@@ -43,9 +43,19 @@ int rr_sol_expect(rr_sol_t *self, const char *const *needles, size_t count, uint
  * timed from the node's echo of each one when it echoes (so the node never
  * gets two closer than delay_ms, whatever the BMC path's jitter), else at most
  * delay_ms after it; output arriving meanwhile goes to SINK, so none is lost or
- * left to pile up. Returns 0, or -1 when the session is lost. */
+ * left to pile up. A session's first typing starts with one ^U (kill line)
+ * sent alone, 100 ms ahead: BMCs like stock ipmi_sim may drop a new session's
+ * first packet (sol.c). Returns 0, or -1 when the session is lost. */
 int rr_sol_type(rr_sol_t *self, const char *data, size_t len, uint32_t delay_ms,
                 rr_sol_sink_fn *sink, void *arg);
+
+/* How long the session has carried bytes (typed or read) without a pause
+ * long enough for libipmiconsole to send its keepalive, in ms; 0 when idle.
+ * libipmiconsole keeps a session alive with IPMI messages only in pauses;
+ * BMCs that time a session out on IPMI messages alone (stock ipmi_sim: 30 s)
+ * close a session that stays this busy, so callers renew one that has been
+ * busy long at a moment when nothing is lost (before a power cycle). */
+uint32_t rr_sol_busy_ms(const rr_sol_t *self);
 
 /* Why the session failed, naming the BMC; "" when none. */
 const char *rr_sol_error(const rr_sol_t *self);

@@ -205,6 +205,8 @@ static void test_sol_paces_typed_characters(void **state)
     const uint64_t min_gap_ns = (uint64_t) delay_ms * 1000000 - tolerance_ns;
     const int attempts = 3;
     node_at_prompt(f);
+    type(f, "\r", delay_ms);      /* the session's first typing sends the ^U primer */
+    expect(f, "# ", OUTPUT_WAIT_MS);
     uint64_t smallest = 0;
     for (int i = 0; i < attempts && smallest < min_gap_ns; i++) {
         char text[64], needle[32];
@@ -245,7 +247,9 @@ static void test_sol_open_to_dead_bmc_fails_naming_target(void **state)
     assert_true(elapsed < 2 * timeout_ms + 2000);
 }
 
-/* Child mode of this program: open an SOL session like a worker would, say
+/* Child mode of this program: open an SOL session like a worker would (with
+ * RR_HOLD_ONE_PACKET set, send one SOL packet of one byte raw, as a session
+ * that typed once leaves a BMC: last acked sequence number 1), say
  * 'y' on stdout, and hold it until killed. A fresh process, because the
  * parent's console engine threads do not survive fork(). */
 static int hold_sol(void)
@@ -259,6 +263,12 @@ static int hold_sol(void)
         fprintf(stderr, "hold-sol: %s\n", err);
         return 1;
     }
+    if (getenv("RR_HOLD_ONE_PACKET")) {
+        struct timespec acked = { 0, 300 * 1000000L };
+        if (write(rr_sol_fd(held), "x", 1) != 1)
+            return 1;
+        nanosleep(&acked, NULL);
+    }
     if (write(STDOUT_FILENO, "y", 1) != 1)
         return 1;
     for (;;)
@@ -266,7 +276,7 @@ static int hold_sol(void)
 }
 
 /* Start a child holding an SOL session to node 0; returns once it holds it. */
-static void start_holder(fixture_t *f)
+static void start_holder(fixture_t *f, bool one_packet)
 {
     const rr_rig_node_t *node = node0(f);
     int ready[2];
@@ -281,6 +291,8 @@ static void start_holder(fixture_t *f)
         setenv("RR_HOLD_PORT", port, 1);
         setenv("RR_HOLD_USER", node->user, 1);
         setenv("RR_HOLD_PASSWORD", node->password, 1);
+        if (one_packet)
+            setenv("RR_HOLD_ONE_PACKET", "1", 1);
         execl("/proc/self/exe", "test_sol", "hold-sol", (char *) NULL);
         _exit(127);
     }
@@ -297,7 +309,7 @@ static void start_holder(fixture_t *f)
 static void test_sol_open_takes_over_session_of_killed_worker(void **state)
 {
     fixture_t *f = *state;
-    start_holder(f);
+    start_holder(f, false);
     kill(f->holder, SIGKILL);
     waitpid(f->holder, NULL, 0);
     f->holder = 0;
@@ -305,6 +317,24 @@ static void test_sol_open_takes_over_session_of_killed_worker(void **state)
     node_at_prompt(f);
     type(f, "echo took-$(echo over)\r", 5);
     expect(f, "took-over", OUTPUT_WAIT_MS);
+}
+
+/* Stock ipmi_sim keeps the last acked SOL sequence number across sessions:
+ * after a killed session whose last packet was number 1, a new session's
+ * first packet (number 1 again) is acked and dropped. The first keystroke of
+ * the new session must still reach the node (rr_sol_type's ^U primer takes
+ * the blow; without it this fails every run: the node runs "cho ..."). */
+static void test_sol_first_keystroke_survives_bmc_that_kept_old_sequence(void **state)
+{
+    fixture_t *f = *state;
+    start_holder(f, true);
+    kill(f->holder, SIGKILL);
+    waitpid(f->holder, NULL, 0);
+    f->holder = 0;
+
+    node_at_prompt(f);
+    type(f, "echo first-$((40+2))\r", 5);
+    expect(f, "first-42", OUTPUT_WAIT_MS);
 }
 
 int main(int argc, char **argv)
@@ -318,6 +348,8 @@ int main(int argc, char **argv)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_sol_open_takes_over_session_of_killed_worker, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_sol_first_keystroke_survives_bmc_that_kept_old_sequence,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
