@@ -26,6 +26,8 @@ enum {
     OPT_LIMIT = 1u << 4,
     OPT_ROLE = 1u << 5,
     OPT_JUNIT = 1u << 6,
+    OPT_OUTPUT = 1u << 7,
+    OPT_INTERACTIVE = 1u << 8,
 };
 
 typedef struct {
@@ -45,10 +47,12 @@ static const command_t commands[] = {
     { "workers", 0, 0, 0, rr_cmd_workers, "workers" },
     { "devices", 0, 0, 0, rr_cmd_devices, "devices" },
     { "device", 3, 3, 0, rr_cmd_device, "device maintenance NAME on|off" },
-    { "console", 1, 1, 0, rr_cmd_console, "console DEVICE" },
+    { "console", 1, 1, OPT_INTERACTIVE, rr_cmd_console, "console DEVICE [--interactive]" },
     { "results", 1, 2, OPT_JUNIT, rr_cmd_results, "results ID [--json | --junit [FILE]]" },
     { "resubmit", 1, 1, 0, rr_cmd_resubmit, "resubmit ID" },
     { "wait", 1, 1, 0, rr_cmd_wait, "wait ID" },
+    { "artifacts", 1, 1, 0, rr_cmd_artifacts, "artifacts ID" },
+    { "fetch", 2, 2, OPT_OUTPUT, rr_cmd_fetch, "fetch ID NAME [-o FILE]" },
     { "keygen", 2, 2, OPT_FORCE | OPT_ROLE, rr_cmd_keygen,
       "keygen DIR NAME [--role read|submit|admin] [--force]" },
 };
@@ -56,7 +60,7 @@ static const command_t commands[] = {
 
 enum { LO_MASTER = 256, LO_KEY, LO_MASTER_KEY, LO_INSECURE, LO_JSON, LO_TIMEOUT,
        LO_WAIT, LO_FORCE, LO_STATE, LO_LIMIT, LO_VERSION, LO_ROLE,
-       LO_JUNIT };
+       LO_JUNIT, LO_OUTPUT, LO_INTERACTIVE };
 
 static const struct option long_options[] = {
     { "master", required_argument, NULL, LO_MASTER },
@@ -72,13 +76,15 @@ static const struct option long_options[] = {
     { "limit", required_argument, NULL, LO_LIMIT },
     { "role", required_argument, NULL, LO_ROLE },
     { "junit", no_argument, NULL, LO_JUNIT },
+    { "output", required_argument, NULL, 'o' },
+    { "interactive", no_argument, NULL, LO_INTERACTIVE },
     { "help", no_argument, NULL, 'h' },
     { "version", no_argument, NULL, LO_VERSION },
     { NULL, 0, NULL, 0 },
 };
 
 static const char *option_names[] = { "--wait", "-f/--follow", "--force", "--state", "--limit",
-                                      "--role", "--junit" };
+                                      "--role", "--junit", "-o/--output", "--interactive" };
 
 void rr_cli_error(const char *fmt, ...)
 {
@@ -159,6 +165,8 @@ static int apply_option(int c, const char *arg, rr_cli_opts_t *opts, unsigned *s
     case LO_LIMIT: *seen |= OPT_LIMIT; return parse_limit(arg, &opts->limit);
     case LO_ROLE: opts->role = arg; *seen |= OPT_ROLE; return 0;
     case LO_JUNIT: opts->junit = true; *seen |= OPT_JUNIT; return 0;
+    case 'o': opts->output = arg; *seen |= OPT_OUTPUT; return 0;
+    case LO_INTERACTIVE: opts->interactive = true; *seen |= OPT_INTERACTIVE; return 0;
     case 'h': print_usage(stdout); return -1;
     case LO_VERSION: printf("rackrun %s\n", RACKRUN_VERSION); return -1;
     default: return RR_EXIT_USAGE; /* not in the table: cannot happen */
@@ -181,7 +189,7 @@ int rr_cli_parse(int argc, char **argv, rr_cli_opts_t *opts, int *first_arg)
     opts_defaults(opts);
     optind = 0; /* glibc: full re-initialisation, so tests may parse repeatedly */
     opterr = 0; /* our own one-line messages, "rackrun: ..." */
-    while ((c = getopt_long(argc, argv, ":fh", long_options, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":fho:", long_options, NULL)) != -1) {
         if (c == '?' || c == ':') {
             rr_cli_error("%s: %s (try 'rackrun --help')", argv[optind - 1],
                          c == ':' ? "needs a value" : "unknown option");

@@ -39,6 +39,8 @@ typedef struct {
     const char *state;        /* jobs --state */
     uint32_t limit;           /* jobs --limit (0 = master's default) */
     bool junit;               /* results --junit: JUnit XML (to FILE or stdout) */
+    const char *output;       /* fetch -o FILE ("-": stdout); NULL: ./NAME */
+    bool interactive;         /* console --interactive: type into it (device in maintenance) */
 } rr_cli_opts_t;
 
 /* Run rackrun with ARGC/ARGV (argv[0] = program name); returns the exit code. */
@@ -70,7 +72,7 @@ int rr_cmd_workers(const rr_cli_opts_t *opts, int argc, char **args);
 int rr_cmd_devices(const rr_cli_opts_t *opts, int argc, char **args);
 /* device maintenance NAME on|off */
 int rr_cmd_device(const rr_cli_opts_t *opts, int argc, char **args);
-/* console DEVICE */
+/* console DEVICE [--interactive] */
 int rr_cmd_console(const rr_cli_opts_t *opts, int argc, char **args);
 /* results ID [--json | --junit [FILE]] (results.c) */
 int rr_cmd_results(const rr_cli_opts_t *opts, int argc, char **args);
@@ -78,6 +80,10 @@ int rr_cmd_results(const rr_cli_opts_t *opts, int argc, char **args);
 int rr_cmd_resubmit(const rr_cli_opts_t *opts, int argc, char **args);
 /* wait ID: exit 0 when the job completed, else 1 (resubmit.c) */
 int rr_cmd_wait(const rr_cli_opts_t *opts, int argc, char **args);
+/* artifacts ID: the job's artifacts (artifacts.c) */
+int rr_cmd_artifacts(const rr_cli_opts_t *opts, int argc, char **args);
+/* fetch ID NAME [-o FILE]: download one, verified, written atomically (artifacts.c) */
+int rr_cmd_fetch(const rr_cli_opts_t *opts, int argc, char **args);
 /* keygen DIR NAME [--force] */
 int rr_cmd_keygen(const rr_cli_opts_t *opts, int argc, char **args);
 

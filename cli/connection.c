@@ -153,6 +153,19 @@ int rr_connection_wait(rr_connection_t *self, uint32_t timeout_ms)
     return zpoller_terminated(self->poller) ? RR_EXIT_INTERRUPTED : 0;
 }
 
+int rr_connection_wait_fd(rr_connection_t *self, int fd, uint32_t timeout_ms)
+{
+    zmq_pollitem_t items[2] = { { zsock_resolve(self->sock), 0, ZMQ_POLLIN, 0 },
+                                { NULL, fd, ZMQ_POLLIN, 0 } };
+    long timeout = timeout_ms > INT32_MAX ? -1 : (long)timeout_ms;
+    int rc = zmq_poll(items, 2, timeout);
+    if (zsys_interrupted)
+        return RR_EXIT_INTERRUPTED;
+    if (rc <= 0)
+        return 0;                       /* (another signal: the caller waits again) */
+    return (items[0].revents & ZMQ_POLLIN) ? 1 : 2;   /* 2: readable, at EOF or in error */
+}
+
 uint32_t rr_connection_timeout(const rr_connection_t *self)
 {
     return self->timeout_ms;

@@ -31,6 +31,10 @@ int rr_connection_send(rr_connection_t *self, const proto_msg_t *msg);
  * 0 timed out, RR_EXIT_INTERRUPTED on SIGINT. */
 int rr_connection_wait(rr_connection_t *self, uint32_t timeout_ms);
 
+/* As rr_connection_wait, also waking when FD is readable (or hung up):
+ * 1 a message is ready, 2 FD is readable, 0 timed out, RR_EXIT_INTERRUPTED. */
+int rr_connection_wait_fd(rr_connection_t *self, int fd, uint32_t timeout_ms);
+
 /* The request timeout (--timeout). */
 uint32_t rr_connection_timeout(const rr_connection_t *self);
 

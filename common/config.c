@@ -325,7 +325,7 @@ static int set_field(const walk_t *w, const rr_yaml_node_t *node, const char *pa
 static int unknown_key(const walk_t *w, const rr_yaml_node_t *key, const char *path,
                        const field_t *fields)
 {
-    char expected[256] = "";
+    char expected[512] = "";   /* the master's keys alone take 255 */
     size_t n = 0;
     for (const field_t *f = fields; f->key && n < sizeof expected; f++)
         n += (size_t)snprintf(expected + n, sizeof expected - n, "%s%s", n ? ", " : "",
@@ -410,11 +410,20 @@ static const field_t sol_fields[] = {
     { 0 },
 };
 
+static const field_t bootloader_fields[] = {
+    FIELD("prompt", F_STRING, false, rr_device_config_t, bootloader_prompt),
+    FIELD("interrupt", F_STRING, false, rr_device_config_t, bootloader_interrupt),
+    LIST_FIELD("commands", F_STRINGS, rr_device_config_t, bootloader_commands,
+               bootloader_command_count),
+    FIELD("boot_message", F_STRING, false, rr_device_config_t, bootloader_boot_message),
+    { 0 },
+};
+
 /* The settings a device type gives and a device overrides. */
 #define SETTINGS_FIELDS                                                              \
     LIST_FIELD("prompts", F_STRINGS, rr_device_config_t, prompts, prompt_count),     \
     MAP_FIELD("serial", false, serial_fields), MAP_FIELD("ipmi", false, ipmi_fields), \
-    MAP_FIELD("sol", false, sol_fields)
+    MAP_FIELD("sol", false, sol_fields), MAP_FIELD("bootloader", false, bootloader_fields)
 
 static const field_t type_fields[] = { SETTINGS_FIELDS, { 0 } };
 
@@ -454,6 +463,34 @@ static int settings_defaults(rr_device_config_t *s)
     return 0;
 }
 
+/* Deep copy of an optional string: 0, or -1 when out of memory. */
+static int copy_optional(char **dst, const char *src)
+{
+    *dst = src ? strdup(src) : NULL;
+    return src && !*dst ? -1 : 0;
+}
+
+/* Copy SRC's bootloader settings into DST (lists deep-copied). */
+static int bootloader_copy(rr_device_config_t *dst, const rr_device_config_t *src)
+{
+    if (copy_optional(&dst->bootloader_prompt, src->bootloader_prompt) < 0
+        || copy_optional(&dst->bootloader_interrupt, src->bootloader_interrupt) < 0
+        || copy_optional(&dst->bootloader_boot_message, src->bootloader_boot_message) < 0)
+        return -1;
+    if (!src->bootloader_command_count)
+        return 0;
+    dst->bootloader_commands = calloc(src->bootloader_command_count,
+                                      sizeof *dst->bootloader_commands);
+    if (!dst->bootloader_commands)
+        return -1;
+    for (size_t i = 0; i < src->bootloader_command_count; i++) {
+        if (!(dst->bootloader_commands[i] = strdup(src->bootloader_commands[i])))
+            return -1;      /* the caller frees DST, partial list included */
+        dst->bootloader_command_count = i + 1;
+    }
+    return 0;
+}
+
 /* Copy the inheritable settings of SRC into DST (prompts deep-copied). */
 static int settings_copy(rr_device_config_t *dst, const rr_device_config_t *src)
 {
@@ -471,7 +508,7 @@ static int settings_copy(rr_device_config_t *dst, const rr_device_config_t *src)
     dst->ipmi_retries = src->ipmi_retries;
     dst->sol_timeout_ms = src->sol_timeout_ms;
     dst->bmc_port = src->bmc_port;
-    return 0;
+    return bootloader_copy(dst, src);
 }
 
 static void device_clear(rr_device_config_t *d)
@@ -488,6 +525,10 @@ static void device_clear(rr_device_config_t *d)
     free(d->mac);
     free(d->http);
     strings_free(d->prompts, d->prompt_count);
+    free(d->bootloader_prompt);
+    free(d->bootloader_interrupt);
+    strings_free(d->bootloader_commands, d->bootloader_command_count);
+    free(d->bootloader_boot_message);
     memset(d, 0, sizeof *d);
 }
 
@@ -865,6 +906,8 @@ static const field_t master_fields[] = {
     FIELD("max_job_yaml", F_SIZE, false, rr_master_config_t, max_job_yaml_bytes),
     CUSTOM_FIELD("log_retention_age", false),   /* months: more than F_DURATION's 32-bit ms */
     FIELD("log_retention_size", F_SIZE, false, rr_master_config_t, log_retention_size_bytes),
+    FIELD("artifact_quota", F_SIZE, false, rr_master_config_t, artifact_quota_bytes),
+    CUSTOM_FIELD("health_checks", false),       /* a map keyed by device type */
     { 0 },
 };
 
@@ -878,6 +921,7 @@ static int master_defaults(rr_master_config_t *c)
     c->heartbeat_timeout_ms = 5000;
     c->worker_grace_ms = 60000;
     c->max_job_yaml_bytes = RR_MAX_JOB_YAML_DEFAULT;
+    c->artifact_quota_bytes = RR_ARTIFACT_QUOTA_DEFAULT;
     return c->db_path && c->worker_endpoint && c->client_endpoint && c->http_listen ? 0 : -1;
 }
 
@@ -917,6 +961,65 @@ static int master_retention_age(const walk_t *w, const rr_yaml_node_t *root, rr_
     return 0;
 }
 
+#define HEALTH_EVERY_MAX 1000000u
+
+static const field_t health_check_fields[] = {
+    FIELD("job", F_STRING, true, rr_health_check_config_t, job),
+    NUMBER_FIELD("every_jobs", F_COUNT, rr_health_check_config_t, every_jobs, HEALTH_EVERY_MAX),
+    NUMBER_FIELD("every_hours", F_COUNT, rr_health_check_config_t, every_hours,
+                 HEALTH_EVERY_MAX),
+    { 0 },
+};
+
+/* A relative job path is taken from the config file's directory (CONFIG_PATH). */
+static int health_job_path(const walk_t *w, const rr_yaml_node_t *node, const char *path,
+                           const char *config_path, char **job)
+{
+    const char *slash = config_path ? strrchr(config_path, '/') : NULL;
+    if ((*job)[0] == '/' || !slash)
+        return 0;
+    size_t len = (size_t)(slash - config_path) + 1 + strlen(*job) + 1;
+    char *full = malloc(len);
+    if (!full)
+        return bad(w, node, path, "out of memory");
+    snprintf(full, len, "%.*s/%s", (int)(slash - config_path), config_path, *job);
+    free(*job);
+    *job = full;
+    return 0;
+}
+
+/* health_checks: {TYPE: {job: PATH, every_jobs: N, every_hours: H}, ...} */
+static int master_health_checks(const walk_t *w, const rr_yaml_node_t *root,
+                                const char *config_path, rr_master_config_t *c)
+{
+    const rr_yaml_node_t *node = rr_yaml_get(root, "health_checks");
+    if (!node || rr_yaml_is_null(node))
+        return 0;
+    if (expect_kind(w, node, "health_checks", RR_YAML_MAP) < 0)
+        return -1;
+    size_t n = rr_yaml_count(node);
+    c->health_checks = calloc(n ? n : 1, sizeof *c->health_checks);
+    if (!c->health_checks)
+        return bad(w, node, "health_checks", "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        const rr_yaml_node_t *key = rr_yaml_key(node, i);
+        rr_health_check_config_t *h = &c->health_checks[c->health_check_count++];
+        char path[PATH_TEXT_MAX], job_path[PATH_TEXT_MAX];
+        const char *type = rr_yaml_scalar(key);
+        if (check_name(type))
+            return bad(w, key, "health_checks", "'%.64s' %s", type, check_name(type));
+        if (!(h->device_type = strdup(type)))
+            return bad(w, key, "health_checks", "out of memory");
+        path_join(path, "health_checks", type);
+        path_join(job_path, path, "job");
+        if (walk_map(w, rr_yaml_item(node, i), path, health_check_fields, h) < 0 ||
+            health_job_path(w, rr_yaml_get(rr_yaml_item(node, i), "job"), job_path,
+                            config_path, &h->job) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 int rr_master_config_load(const char *path, rr_master_config_t **out, char *err, size_t errlen)
 {
     rr_yaml_doc_t *doc = NULL;
@@ -932,7 +1035,8 @@ int rr_master_config_load(const char *path, rr_master_config_t **out, char *err,
         const rr_yaml_node_t *root = rr_yaml_doc_root(doc);
         /* An empty master file is all defaults, like no file. */
         if (root && (!(root = root_map(&w)) || walk_map(&w, root, "", master_fields, c) < 0 ||
-                     master_retention_age(&w, root, c) < 0 || master_check(&w, root, c) < 0))
+                     master_retention_age(&w, root, c) < 0 ||
+                     master_health_checks(&w, root, path, c) < 0 || master_check(&w, root, c) < 0))
             goto fail;
         rr_yaml_doc_destroy(&doc);
     }
@@ -958,6 +1062,11 @@ void rr_master_config_destroy(rr_master_config_t **config)
     free(c->secret_key);
     free(c->worker_keys_dir);
     free(c->client_keys_dir);
+    for (size_t i = 0; i < c->health_check_count; i++) {
+        free(c->health_checks[i].device_type);
+        free(c->health_checks[i].job);
+    }
+    free(c->health_checks);
     free(c);
     *config = NULL;
 }

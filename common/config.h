@@ -35,10 +35,17 @@ typedef struct {
     uint32_t sol_timeout_ms;       /* SOL session timeout (default 10000) */
     const struct rr_worker_config *worker; /* the worker config it belongs to (NULL: none) */
     char *http;                    /* "host:port" reaching the node's port 80 (transfer); NULL */
+    /* boot method uboot-pxe (worker/bootloader.h); NULL/0: the built-in U-Boot defaults */
+    char *bootloader_prompt;       /* U-Boot's prompt: "=> " (Highbank: "Highbank #") */
+    char *bootloader_interrupt;    /* autoboot line to interrupt: "Hit any key to stop autoboot" */
+    char **bootloader_commands;    /* typed at the prompt: setenv autoload no, dhcp, pxe get... */
+    size_t bootloader_command_count;
+    char *bootloader_boot_message; /* U-Boot's line when the kernel starts: "Starting kernel" */
 } rr_device_config_t;
 
 #define RR_MAX_DOWNLOAD_DEFAULT (4ull << 30)   /* max_download: bytes per artifact */
 #define RR_MAX_JOB_YAML_DEFAULT (1024u * 1024u) /* max_job_yaml: bytes per job definition */
+#define RR_ARTIFACT_QUOTA_DEFAULT (1ull << 30)  /* artifact_quota: bytes of artifacts per job */
 
 typedef struct rr_worker_config {
     char *worker;               /* worker name, as the master knows it */
@@ -59,6 +66,16 @@ typedef struct rr_worker_config {
     size_t device_count;
 } rr_worker_config_t;
 
+/* health_checks.<device_type>: the job a device of that type runs before
+ * normal jobs when it is new, back from bad, or after every_jobs / every_hours
+ * (master/health.h). The job file is validated by the master, not here. */
+typedef struct {
+    char *device_type;          /* the key */
+    char *job;                  /* path of the job YAML (relative: to the config file's dir) */
+    uint32_t every_jobs;        /* run again after this many jobs; 0 = off */
+    uint32_t every_hours;       /* run again after this many hours; 0 = off */
+} rr_health_check_config_t;
+
 typedef struct {
     char *db_path;              /* SQLite file (WAL), default /var/lib/rackrun/master.db */
     char *worker_endpoint;      /* default tcp://127.0.0.1:5555 */
@@ -75,6 +92,9 @@ typedef struct {
     uint64_t max_job_yaml_bytes;    /* submitted job definition (RR_MAX_JOB_YAML_DEFAULT) */
     uint64_t log_retention_age_ms;  /* finished jobs' console logs kept this long; 0 = forever */
     uint64_t log_retention_size_bytes; /* database size budget for logs; 0 = none */
+    uint64_t artifact_quota_bytes;  /* per job, all its artifacts (RR_ARTIFACT_QUOTA_DEFAULT) */
+    rr_health_check_config_t *health_checks; /* one per device type that declares one */
+    size_t health_check_count;
 } rr_master_config_t;
 
 /* Load a worker configuration. Returns 0, or -1 with a located message in ERR. */

@@ -1,12 +1,15 @@
 /* clients.c: client requests on the master's client endpoint: SUBMIT, JOBS,
- * JOB, CANCEL, LOGS (logs.c), WORKERS, DEVICES, DEVICE_SET, CONSOLE (console.c).
+ * JOB, CANCEL (both through jobctl.c), LOGS (logs.c), WORKERS, DEVICES,
+ * DEVICE_SET, CONSOLE and CONSOLE_INPUT (console.c),
+ * ARTIFACTS and FETCH (artifacts.c).
  *
  * Each request gets exactly one reply (LOGS: a stream ending in LOGS_END).
  * A store failure is an ERROR "internal" to the client and an error line in
  * the master's log; a bad request is an ERROR naming the key.
  */
+#include "artifacts.h"
 #include "daemon.h"
-#include "jobyaml.h"
+#include "jobctl.h"
 
 /* Reply to a request whose store call failed with RC. */
 static void s_store_failed(rr_master_t *self, zframe_t *rid, int rc, const char *what,
@@ -33,102 +36,31 @@ static void s_send_ok(rr_master_t *self, zframe_t *rid, const char *text)
     rr_master_send(self, self->client_sock, rid, &msg);
 }
 
-/* The configured job size limit (max_job_yaml): refused before parsing. */
-static bool s_submit_too_big(rr_master_t *self, zframe_t *rid, const proto_submit_t *req)
+/* Tell RID why a submit or cancel (jobctl.h) was refused. */
+static void s_send_jobctl_error(rr_master_t *self, zframe_t *rid, uint64_t job,
+                                const rr_jobctl_error_t *err)
 {
-    uint64_t limit = self->config->max_job_yaml_bytes ? self->config->max_job_yaml_bytes
-                                                      : RR_MAX_JOB_YAML_DEFAULT;
-    size_t len = strlen(req->yaml);
-    if (len <= limit)
-        return false;
-    rr_info("submit refused: job definition of %zu bytes > max_job_yaml %" PRIu64, len, limit);
-    rr_master_send_error(self, self->client_sock, rid, "too_big", "yaml", 0,
-                         "job definition is %zu bytes, larger than the master's limit of %"
-                         PRIu64 " bytes (max_job_yaml)", len, limit);
-    return true;
-}
-
-/* Append TYPE to the ", "-separated list OFFERED unless it is there already. */
-static void s_add_type(char *offered, size_t len, const char *type)
-{
-    size_t at = strlen(offered), n = strlen(type);
-    for (const char *p = offered; (p = strstr(p, type)); p += n)
-        if ((p == offered || p[-1] == ' ') && (p[n] == ',' || p[n] == '\0'))
-            return;
-    snprintf(offered + at, len - at, "%s%s", at ? ", " : "", type);
-}
-
-/* A job that no device can ever take is refused at submit, naming the types
- * that are offered: the master knows every device type of every worker that
- * ever said HELLO (any state but retired: a lost worker comes back). A master
- * that knows no device at all yet (a fresh install, workers still starting)
- * cannot tell a typo from a rack not yet connected, so it queues the job.
- * Returns true when the job was refused (the reply is sent). */
-static bool s_submit_type_unknown(rr_master_t *self, zframe_t *rid, const proto_jobdef_t *def)
-{
-    proto_deviceinfo_t *devices = NULL;
-    size_t count = 0, known = 0;
-    int rc = rr_store_devices_list(self->store, NULL, &devices, &count);
-    if (rc != RR_STORE_OK) {
-        s_store_failed(self, rid, rc, "submit", NULL, 0);
-        return true;
+    proto_msg_t msg = { 0 };
+    if (proto_error_msg(&msg, err->code, err->key[0] ? err->key : NULL, "%s", err->text) == 0) {
+        msg.u.error.job = job;
+        msg.u.error.line = err->line;
+        msg.u.error.col = err->col;
+        rr_master_send(self, self->client_sock, rid, &msg);
     }
-    char offered[512] = "";
-    bool found = false;
-    for (size_t i = 0; i < count && !found; i++) {
-        if (streq(devices[i].state, RR_DEVICE_RETIRED))
-            continue;
-        known++;
-        found = streq(devices[i].type, def->device_type);
-        s_add_type(offered, sizeof offered, devices[i].type);
-    }
-    rr_store_deviceinfos_free(&devices, count);
-    if (found || known == 0)
-        return false;
-    rr_master_send_error(self, self->client_sock, rid, "invalid", "device_type", 0,
-                         "device_type '%s': no worker offers this device type (offered: %s)",
-                         def->device_type, offered);
-    rr_info("submit refused: device_type '%s': no worker offers it (offered: %s)",
-            def->device_type, offered);
-    return true;
+    proto_msg_free(&msg);
 }
 
 static void s_on_submit(rr_master_t *self, zframe_t *rid, const proto_submit_t *req)
 {
-    proto_jobdef_t *def = NULL;
-    rr_jobyaml_error_t yerr = { 0 };
-    if (s_submit_too_big(self, rid, req))
-        return;
-    if (rr_jobyaml_parse(req->yaml, strlen(req->yaml), &def, &yerr) != 0) {
-        proto_msg_t msg = { 0 };
-        if (proto_error_msg(&msg, "invalid", yerr.path[0] ? yerr.path : NULL, "%s",
-                            yerr.text) == 0) {
-            msg.u.error.line = yerr.line;
-            msg.u.error.col = yerr.col;
-            rr_master_send(self, self->client_sock, rid, &msg);
-        }
-        proto_msg_free(&msg);
-        rr_info("submit refused: %s", yerr.text);
-        return;
-    }
-    if (s_submit_type_unknown(self, rid, def)) {
-        proto_jobdef_destroy(&def);
-        return;
-    }
     uint64_t id = 0;
-    int rc = rr_store_job_insert(self->store, req->yaml, def, rr_wall_ms(), &id);
-    if (rc != RR_STORE_OK)
-        s_store_failed(self, rid, rc, "submit", NULL, 0);
-    else {
-        rr_info("job %" PRIu64 ": submitted '%s' (%s, priority %u)", id, def->name,
-                def->device_type, def->priority);
-        self->metrics.jobs_submitted++;
-        proto_msg_t msg = { .type = PROTO_MSG_SUBMITTED, .version = PROTO_VERSION };
-        msg.u.submitted.job = id;
-        rr_master_send(self, self->client_sock, rid, &msg);
-        rr_master_schedule(self);
+    rr_jobctl_error_t err;
+    if (rr_jobctl_submit(self, req->yaml, strlen(req->yaml), &id, &err) != 0) {
+        s_send_jobctl_error(self, rid, 0, &err);
+        return;
     }
-    proto_jobdef_destroy(&def);
+    proto_msg_t msg = { .type = PROTO_MSG_SUBMITTED, .version = PROTO_VERSION };
+    msg.u.submitted.job = id;
+    rr_master_send(self, self->client_sock, rid, &msg);
 }
 
 static void s_on_jobs(rr_master_t *self, zframe_t *rid, const proto_jobs_t *req)
@@ -163,26 +95,15 @@ static void s_on_job(rr_master_t *self, zframe_t *rid, const proto_job_t *req)
 static void s_on_cancel(rr_master_t *self, zframe_t *rid, const proto_cancel_t *req)
 {
     const char *state = NULL;
-    int rc = rr_store_job_cancel(self->store, req->job, rr_wall_ms(), &state);
-    if (rc != RR_STORE_OK) {
-        s_store_failed(self, rid, rc, "cancel", "job", req->job);
+    rr_jobctl_error_t err;
+    if (rr_jobctl_cancel(self, req->job, &state, &err) != 0) {
+        s_send_jobctl_error(self, rid, req->job, &err);
         return;
     }
     char text[128];
-    if (streq(state, RR_JOB_CANCELING)) {
-        proto_jobinfo_t info = { 0 };
-        if (rr_store_job_get(self->store, req->job, &info) == RR_STORE_OK && info.worker)
-            rr_dispatch_cancel(self, req->job, info.worker);
-        rr_store_jobinfo_clear(&info);
-        snprintf(text, sizeof text, "job %" PRIu64 ": canceling", req->job);
-    }
-    else {
-        rr_master_job_ended(self, req->job);
-        snprintf(text, sizeof text, "job %" PRIu64 ": canceled", req->job);
-    }
-    rr_info("%s", text);
+    snprintf(text, sizeof text, "job %" PRIu64 ": %s", req->job,
+             streq(state, RR_JOB_CANCELING) ? "canceling" : "canceled");
     s_send_ok(self, rid, text);
-    rr_master_schedule(self);
 }
 
 static void s_on_workers(rr_master_t *self, zframe_t *rid, const proto_workers_t *req)
@@ -281,6 +202,9 @@ void rr_clients_on_message(rr_master_t *self, zframe_t *rid, proto_msg_t *msg)
     case PROTO_MSG_DEVICES:    s_on_devices(self, rid, &msg->u.devices); break;
     case PROTO_MSG_DEVICE_SET: s_on_device_set(self, rid, &msg->u.device_set); break;
     case PROTO_MSG_CONSOLE:    rr_console_request(self, rid, &msg->u.console); break;
+    case PROTO_MSG_CONSOLE_INPUT: rr_console_input(self, rid, &msg->u.console_input); break;
+    case PROTO_MSG_ARTIFACTS:  rr_artifacts_list(self, rid, &msg->u.artifacts); break;
+    case PROTO_MSG_FETCH:      rr_artifacts_fetch(self, rid, &msg->u.fetch); break;
     default: {
         char peer[64];
         self->metrics.bad_messages++;

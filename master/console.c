@@ -8,11 +8,21 @@
  * stream. Sends never block: a follower whose queue is full misses that
  * chunk. A follower repeats its CONSOLE every few seconds; one silent for
  * RR_CONSOLE_EXPIRY_MS is dropped.
+ *
+ * CONSOLE_INPUT (`rackrun console --interactive`, role admin: roles.c) types
+ * into the console, and only of a device in maintenance: a job's console
+ * belongs to its job, and an idle device may be handed a job any moment.
+ * The bytes go to the worker once, without blocking (best-effort like the
+ * output); the worker's device actor checks maintenance again and paces
+ * them like a test shell's input.
  */
+#include <stdarg.h>
+
 #include "daemon.h"
 
 #define RR_CONSOLE_FOLLOWERS_MAX 16     /* per device */
 #define RR_CONSOLE_EXPIRY_MS 6000u      /* 3 client keepalives (cli/console.c) */
+#define RR_CONSOLE_INPUT_MAX 1024u      /* bytes per CONSOLE_INPUT (typed at a few ms each) */
 
 typedef struct {
     zframe_t *rid;
@@ -193,4 +203,67 @@ void rr_console_tick(rr_master_t *self, uint64_t now_mono)
         for (size_t i = console->count; i-- > 0;)
             if (now_mono - console->followers[i].seen > RR_CONSOLE_EXPIRY_MS)
                 s_unfollow(self, console, i);
+}
+
+static void s_reply_text(rr_master_t *self, zframe_t *rid, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void s_reply_text(rr_master_t *self, zframe_t *rid, const char *fmt, ...)
+{
+    char text[200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    proto_msg_t msg = { .type = PROTO_MSG_OK, .version = PROTO_VERSION };
+    msg.u.ok.text = text;
+    rr_master_send(self, self->client_sock, rid, &msg);
+}
+
+/* Why DEVICE (INFO) may not be typed into now: "" when it may. */
+static void s_input_refusal(rr_master_t *self, const proto_deviceinfo_t *info,
+                            const proto_console_input_t *req, char *why, size_t len)
+{
+    why[0] = '\0';
+    if (req->data_len > RR_CONSOLE_INPUT_MAX)
+        snprintf(why, len, "console %s: %zu bytes of input at once, at most %u", req->device,
+                 req->data_len, RR_CONSOLE_INPUT_MAX);
+    else if (!streq(info->state, RR_DEVICE_MAINTENANCE))
+        snprintf(why, len, "device %s is not in maintenance: put it in maintenance first "
+                 "(rackrun device maintenance %s on); it is %s", req->device, req->device,
+                 info->state);
+    else if (!rr_workers_route(self, info->worker))
+        snprintf(why, len, "console %s: its worker %s is not connected", req->device,
+                 info->worker);
+}
+
+void rr_console_input(rr_master_t *self, zframe_t *rid, const proto_console_input_t *req)
+{
+    proto_deviceinfo_t info = { 0 };
+    char why[400] = "";
+    int rc = rr_store_device_get(self->store, req->device, &info);
+    if (rc == RR_STORE_OK)
+        s_input_refusal(self, &info, req, why, sizeof why);
+    if (rc == RR_STORE_E_NOTFOUND)
+        rr_master_send_error(self, self->client_sock, rid, "not_found", "dev", 0,
+                             "console: no device %s", req->device);
+    else if (rc != RR_STORE_OK)
+        rr_master_send_error(self, self->client_sock, rid, "internal", NULL, 0,
+                             "console %s: %s", req->device, rr_store_error(self->store));
+    else if (why[0])
+        rr_master_send_error(self, self->client_sock, rid, "invalid", "dev", 0, "%s", why);
+    else if (req->data_len == 0)            /* the CLI's probe before it reads the terminal */
+        s_reply_text(self, rid, "console %s: input allowed", req->device);
+    else {
+        proto_msg_t msg = { .type = PROTO_MSG_CONSOLE_INPUT, .version = PROTO_VERSION };
+        msg.u.console_input = *req;                 /* borrowed */
+        if (rr_master_send(self, self->worker_sock, rr_workers_route(self, info.worker),
+                           &msg) != 0)
+            rr_master_send_error(self, self->client_sock, rid, "internal", NULL, 0,
+                                 "console %s: cannot pass the input to worker %s now (busy?); "
+                                 "try again", req->device, info.worker);
+        else
+            s_reply_text(self, rid, "console %s: %zu bytes typed", req->device, req->data_len);
+    }
+    rr_store_deviceinfo_clear(&info);
 }

@@ -22,6 +22,7 @@
 
 #include "auth.h"
 #include "common.h"
+#include "health.h"
 #include "master.h"
 #include "http.h"
 #include "metrics.h"
@@ -57,6 +58,7 @@ struct _rr_master_t {
     rr_http_t *http;                    /* JSON API, /metrics, dashboard; NULL = off */
     rr_notify_t *notify;                /* job notifications (notify.h) */
     rr_retention_t *retention;          /* log retention (retention.h); NULL = keep all */
+    rr_health_t *health;                /* health-check jobs (health.h) */
     char worker_endpoint[256];
     char client_endpoint[256];
 };
@@ -166,11 +168,30 @@ void rr_console_request(rr_master_t *self, zframe_t *rid, const proto_console_t 
 /* CONSOLE_DATA from WORKER: forward it to the device's followers. */
 void rr_console_data(rr_master_t *self, const char *worker, const proto_console_data_t *data);
 
+/* Client CONSOLE_INPUT: forward the bytes to the device's worker when the
+ * device is in maintenance, answering OK or an ERROR that says why not. */
+void rr_console_input(rr_master_t *self, zframe_t *rid, const proto_console_input_t *req);
+
 /* WORKER said HELLO (it may have restarted): tell it again which consoles are followed. */
 void rr_console_worker_hello(rr_master_t *self, const char *worker);
 
 /* Timer: drop followers that stopped repeating their CONSOLE. */
 void rr_console_tick(rr_master_t *self, uint64_t now_mono);
+
+/* ---- health.c (health.h: the rules; this: running them) ---- */
+
+/* Before a scheduling pass: start the health check of every idle device that
+ * is due. -1 when that failed: then no normal job may be scheduled now. */
+int rr_master_health_pass(rr_master_t *self);
+
+/* JOB finished: when it is a health check, its verdict on its device. */
+void rr_master_health_job_ended(rr_master_t *self, uint64_t job);
+
+/* True when JOB is a health check (false on any doubt). */
+bool rr_master_health_is_check(rr_master_t *self, uint64_t job);
+
+/* Timer: when a rule counts hours, run the health pass once a minute. */
+void rr_master_health_tick(rr_master_t *self, uint64_t now_mono);
 
 /* ---- clients.c ---- */
 

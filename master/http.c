@@ -38,8 +38,9 @@
 struct _rr_http_t {
     rr_store_t *store;                  /* borrowed */
     const rr_metrics_t *metrics;        /* borrowed, may be NULL */
+    rr_master_t *master;                /* borrowed; NULL = no writes */
     char *www_dir;
-    rr_http_tokens_t *tokens;           /* NULL = no authentication */
+    rr_http_tokens_t *tokens;           /* NULL = no authentication, no writes */
     struct MHD_Daemon *daemon;
     int port;
     bool loopback;                      /* bound to 127.0.0.0/8 or ::1: check Host */
@@ -112,6 +113,11 @@ enum MHD_Result rr_http_reply_error(rr_http_request_t *req, unsigned status, con
 rr_store_t *rr_http_store(rr_http_request_t *req)
 {
     return req->http->store;
+}
+
+rr_master_t *rr_http_master(rr_http_request_t *req)
+{
+    return req->http->master;
 }
 
 /* ---- long-poll ---- */
@@ -294,28 +300,123 @@ static bool authorized(rr_http_t *self, struct MHD_Connection *conn, const char 
     return rr_role_allows(rr_http_tokens_role(self->tokens, value), RR_ROLE_READ);
 }
 
-static enum MHD_Result dispatch(rr_http_request_t *req, const char *url, const char *method)
+static bool is_read(const char *method)
 {
-    bool read_only = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+    return strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+}
+
+static enum MHD_Result dispatch(rr_http_request_t *req, const char *url)
+{
     if (!host_allowed(req->http, req->conn))
         return rr_http_reply_error(req, MHD_HTTP_FORBIDDEN, "host not allowed");
     if (!authorized(req->http, req->conn, url))
         return rr_http_reply_error(req, MHD_HTTP_UNAUTHORIZED,
                                    "missing or invalid bearer token "
                                    "(Authorization: Bearer TOKEN, see http_tokens)");
-    if (!read_only && strncmp(url, "/api/", 5) == 0 && (strcmp(method, "POST") == 0
-        || strcmp(method, "PUT") == 0 || strcmp(method, "DELETE") == 0))
-        return rr_http_reply_error(req, MHD_HTTP_NOT_IMPLEMENTED,
-                                   "%s over HTTP is not implemented yet (needs API tokens); "
-                                   "submit and cancel jobs with the rackrun CLI", method);
-    if (!read_only)
-        return rr_http_reply_error(req, MHD_HTTP_METHOD_NOT_ALLOWED,
-                                   "method %.16s not allowed: the HTTP API is read-only", method);
     if (strcmp(url, "/metrics") == 0)
         return serve_metrics(req);
     if (strncmp(url, "/api/", 5) == 0)
         return rr_http_api(req, url);
     return serve_static(req, url);
+}
+
+/* The declared body length is over RR_HTTP_BODY_MAX (chunked bodies are
+ * counted as they arrive instead). */
+static bool declared_too_big(struct MHD_Connection *conn)
+{
+    const char *value = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                    MHD_HTTP_HEADER_CONTENT_LENGTH);
+    return value && strtoull(value, NULL, 10) > RR_HTTP_BODY_MAX;
+}
+
+/* Before any body is read: whether METHOD on URL may go on. When not, the
+ * refusal is queued in *RC. */
+static bool write_allowed(rr_http_request_t *req, const char *url, const char *method,
+                          enum MHD_Result *rc)
+{
+    rr_http_t *self = req->http;
+    bool known = false;
+    rr_role_t needed = rr_http_api_write_role(url, method, &known);
+    if (!host_allowed(self, req->conn))
+        *rc = rr_http_reply_error(req, MHD_HTTP_FORBIDDEN, "host not allowed");
+    else if (needed == RR_ROLE_NONE)
+        *rc = rr_http_reply_error(req, MHD_HTTP_METHOD_NOT_ALLOWED, "method %.16s not allowed "
+                                  "on %.200s%s", method, url, known ? "" : " (writes: POST "
+                                  "/api/v1/jobs, POST /api/v1/jobs/ID/cancel, DELETE "
+                                  "/api/v1/jobs/ID)");
+    else if (!self->tokens)
+        *rc = rr_http_reply_error(req, MHD_HTTP_FORBIDDEN, "HTTP writes need tokens: set "
+                                  "http_tokens in the master configuration");
+    else {
+        const char *value = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
+                                                        MHD_HTTP_HEADER_AUTHORIZATION);
+        rr_role_t held = rr_http_tokens_role(self->tokens, value);
+        if (held == RR_ROLE_NONE)
+            *rc = rr_http_reply_error(req, MHD_HTTP_UNAUTHORIZED, "missing or invalid bearer "
+                                      "token (Authorization: Bearer TOKEN, see http_tokens)");
+        else if (!rr_role_allows(held, needed))
+            *rc = rr_http_reply_error(req, MHD_HTTP_FORBIDDEN, "%.16s %.200s needs a token "
+                                      "with role %s%s; this token has role %s", method, url,
+                                      rr_role_name(needed), needed == RR_ROLE_ADMIN ? ""
+                                      : " or admin", rr_role_name(held));
+        else if (!self->master)
+            *rc = rr_http_reply_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "this HTTP server "
+                                      "has no master to submit to");
+        else if (declared_too_big(req->conn))
+            *rc = rr_http_reply_error(req, MHD_HTTP_CONTENT_TOO_LARGE, "request body larger "
+                                      "than %u bytes", RR_HTTP_BODY_MAX);
+        else
+            return true;
+    }
+    return false;
+}
+
+/* Keep DATA (LEN bytes) of the body, up to RR_HTTP_BODY_MAX in all. */
+static void take_body(rr_http_request_t *req, const char *data, size_t len)
+{
+    if (req->body_too_big)
+        return;
+    char *grown = NULL;
+    if (req->body_len + len <= RR_HTTP_BODY_MAX)
+        grown = realloc(req->body, req->body_len + len + 1);
+    if (!grown) {
+        req->body_too_big = true;       /* (or out of memory: refused alike) */
+        free(req->body);
+        req->body = NULL;
+        req->body_len = 0;
+        return;
+    }
+    memcpy(grown + req->body_len, data, len);
+    req->body = grown;
+    req->body_len += len;
+    req->body[req->body_len] = '\0';
+}
+
+/* A write: checked on the first call (headers only), body gathered over the
+ * next ones, answered on the last (MHD's convention: *SIZE 0 after a body). */
+static enum MHD_Result on_write(rr_http_request_t *req, const char *url, const char *method,
+                                const char *data, size_t *size, bool first)
+{
+    enum MHD_Result rc = MHD_YES;
+    if (req->answered) {
+        *size = 0;                      /* refused early: what still arrives is dropped */
+        return MHD_YES;
+    }
+    if (first) {
+        if (!write_allowed(req, url, method, &rc))
+            req->answered = true;
+        return rc;
+    }
+    if (*size) {
+        take_body(req, data, *size);
+        *size = 0;
+        return MHD_YES;
+    }
+    req->answered = true;
+    if (req->body_too_big)
+        return rr_http_reply_error(req, MHD_HTTP_CONTENT_TOO_LARGE,
+                                   "request body larger than %u bytes", RR_HTTP_BODY_MAX);
+    return rr_http_api_write(req, url, method);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -334,15 +435,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         req->conn = conn;
         *req_cls = req;
     }
-    /* GET waits for the next call (MHD's convention: the headers are all in);
-     * any other method is refused at once, before a body is read. */
-    bool read_only = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
-    if (first && read_only)
+    if (!is_read(method))
+        return on_write(req, url, method, upload_data, upload_data_size, first);
+    /* GET waits for the next call (MHD's convention: the headers are all in). */
+    *upload_data_size = 0;              /* a GET's body is never read */
+    if (first || req->answered)
         return MHD_YES;
-    *upload_data_size = 0;              /* a body is never read */
-    if (req->answered)
-        return MHD_YES;
-    enum MHD_Result rc = dispatch(req, url, method);
+    enum MHD_Result rc = dispatch(req, url);
     if (!req->suspended)
         req->answered = true;
     return rc;
@@ -361,6 +460,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
             self->waiting--;
             break;
         }
+    free(req->body);
     free(req);
     *req_cls = NULL;
 }
@@ -523,6 +623,7 @@ rr_http_t *rr_http_new(rr_store_t *store, const rr_http_options_t *options,
         return NULL;
     }
     self->store = store;
+    self->master = options->master;
     self->metrics = options->metrics;
     self->max_waiting = options->max_waiting ? options->max_waiting : DEFAULT_WAITING;
     self->timer_id = -1;

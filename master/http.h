@@ -1,4 +1,4 @@
-/* http.h: the master's HTTP side (libmicrohttpd): a read-only JSON API,
+/* http.h: the master's HTTP side (libmicrohttpd): the JSON API,
  * Prometheus /metrics and the dashboard, driven by the master's zloop.
  *
  * MHD runs with MHD_USE_EPOLL and no thread of its own: rr_http_attach
@@ -8,10 +8,9 @@
  * long-poll is an MHD-suspended connection that rr_http_notify_job (or its
  * deadline) resumes.
  *
- * API (GET or HEAD; every reply is JSON, errors are {"error": text, "code":
- * status} with status 400 for a bad parameter, 404 for an unknown job or
- * path, 405 for another method, 501 for POST/PUT/DELETE: submitting and
- * cancelling over HTTP need tokens and are not implemented yet, use the CLI):
+ * API (GET or HEAD unless marked; every reply is JSON, errors are {"error":
+ * text, "code": status} with status 400 for a bad parameter, 404 for an
+ * unknown job or path, 405 for a method the path does not take):
  *   /api/v1/jobs?state=&device_type=&worker=&limit=(1..1000, 100)&offset=
  *       {"jobs": [job...], "limit", "offset"}, newest first
  *   /api/v1/jobs/ID          job (proto/json.h) + "yaml" + "last_seq"
@@ -26,6 +25,14 @@
  *   /api/v1/jobs/ID/results  {"job", "results": [result events], "pass", "fail", "skip"}
  *   /api/v1/workers?state=   {"workers": [worker...], "now_ms"}
  *   /api/v1/devices?worker=&state=  {"devices": [device... + "rack"]}
+ *   POST /api/v1/jobs        body: the job YAML (Content-Type application/yaml,
+ *       text/yaml, text/plain or none) or JSON {"yaml": "..."} (application/json)
+ *       -> 201 {"id", "state": "queued", "url"}; the CLI's submit path (jobctl.h):
+ *       400 {"error", "code", "line", "col", "key"} for bad YAML, 413 for a body
+ *       over 1 MiB (RR_HTTP_BODY_MAX) or over max_job_yaml, 415 another type
+ *   POST /api/v1/jobs/ID/cancel, DELETE /api/v1/jobs/ID
+ *       -> 202 {"id", "state": "finished" (was queued) | "canceling"}; 404
+ *       unknown job, 409 already finished or canceling
  *   /metrics                 Prometheus text format (metrics.h)
  *   / /index.html /app.js /style.css   the dashboard, read from www_dir
  *
@@ -36,6 +43,12 @@
  * /metrics request needs "Authorization: Bearer TOKEN" of at least the read
  * role, else 401 with "WWW-Authenticate: Bearer"; the dashboard files stay
  * public. Without it the API is open (a warning is logged at start).
+ *
+ * Writes need tokens: without tokens_file every write is refused (403 "HTTP
+ * writes need tokens"); with it a write needs the role the CLI's SUBMIT or
+ * CANCEL needs (roles.h: submit or admin), else 401 (no or unknown token) or
+ * 403 (a read token). Refusals and a Content-Length over RR_HTTP_BODY_MAX are
+ * answered before any body is read.
  */
 #ifndef RACKRUN_HTTP_H
 #define RACKRUN_HTTP_H
@@ -43,6 +56,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "master.h"
 #include "metrics.h"
 #include "store.h"
 
@@ -62,6 +76,7 @@ typedef struct {
     uint32_t max_waiting;       /* long-polls suspended at once, more get 503; 0 = 64 */
     uint32_t max_connections;   /* 0 = 128 */
     const char *tokens_file;    /* bearer tokens, mode 0600 (http_tokens.h); NULL = no auth */
+    rr_master_t *master;        /* submit and cancel through it (jobctl.h); NULL = read-only */
 } rr_http_options_t;
 
 /* Bind the listener (not yet polled: see rr_http_attach). STORE and the

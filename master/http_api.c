@@ -1,15 +1,18 @@
-/* http_api.c: the read-only JSON endpoints under /api/v1/ (see http.h for
- * the list and their shapes). Every handler reads the store on the loop's
- * thread and answers at once, except a long-poll on a job's log, which
- * parks its connection (rr_http_suspend) until new events or its deadline. */
+/* http_api.c: the JSON endpoints under /api/v1/ (see http.h for the list and
+ * their shapes). Every handler reads the store on the loop's thread and
+ * answers at once, except a long-poll on a job's log, which parks its
+ * connection (rr_http_suspend) until new events or its deadline. Submit and
+ * cancel go through the master's own paths (jobctl.h), as the CLI's do. */
 #include "http_api.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "common.h"
+#include "jobctl.h"
 #include "json.h"
 
 #define JOBS_LIMIT_DEFAULT 100
@@ -335,6 +338,159 @@ static enum MHD_Result api_job_path(rr_http_request_t *req, const char *path)
         return api_results(req, id);
     return rr_http_reply_error(req, MHD_HTTP_NOT_FOUND, "no such endpoint: /api/v1/jobs/%.100s",
                                path);
+}
+
+/* ---- writes: POST /api/v1/jobs, POST /api/v1/jobs/ID/cancel, DELETE /api/v1/jobs/ID ---- */
+
+/* "/api/v1/jobs/ID" + SUFFIX: *ID and true. */
+static bool job_url(const char *url, const char *suffix, uint64_t *id)
+{
+    static const char prefix[] = "/api/v1/jobs/";
+    if (strncmp(url, prefix, sizeof prefix - 1) != 0)
+        return false;
+    const char *path = url + sizeof prefix - 1;
+    size_t digits = strspn(path, "0123456789");
+    if (!digits || digits > 19 || strcmp(path + digits, suffix) != 0)
+        return false;
+    errno = 0;
+    *id = strtoull(path, NULL, 10);
+    return errno == 0;
+}
+
+rr_role_t rr_http_api_write_role(const char *url, const char *method, bool *known_path)
+{
+    uint64_t id;
+    bool post = strcmp(method, "POST") == 0, del = strcmp(method, "DELETE") == 0;
+    *known_path = true;
+    if (strcmp(url, "/api/v1/jobs") == 0)
+        return post ? rr_role_needed(PROTO_MSG_SUBMIT) : RR_ROLE_NONE;
+    if (job_url(url, "/cancel", &id))
+        return post ? rr_role_needed(PROTO_MSG_CANCEL) : RR_ROLE_NONE;
+    if (job_url(url, "", &id))
+        return del ? rr_role_needed(PROTO_MSG_CANCEL) : RR_ROLE_NONE;
+    *known_path = false;
+    return RR_ROLE_NONE;
+}
+
+static unsigned jobctl_status(const rr_jobctl_error_t *err)
+{
+    switch (err->kind) {
+    case RR_JOBCTL_INVALID:   return MHD_HTTP_BAD_REQUEST;
+    case RR_JOBCTL_TOO_BIG:   return MHD_HTTP_CONTENT_TOO_LARGE;
+    case RR_JOBCTL_NOT_FOUND: return MHD_HTTP_NOT_FOUND;
+    case RR_JOBCTL_STATE:     return MHD_HTTP_CONFLICT;
+    default:                  return MHD_HTTP_INTERNAL_SERVER_ERROR;
+    }
+}
+
+/* A refused submit or cancel: {"error", "code"} plus where in the YAML. */
+static enum MHD_Result jobctl_error(rr_http_request_t *req, const rr_jobctl_error_t *err)
+{
+    unsigned status = jobctl_status(err);
+    json_t *body = json_pack("{s:s, s:i}", "error", err->text, "code", (int) status);
+    if (!body)                          /* not UTF-8 (a byte of the YAML quoted): escape it */
+        return rr_http_reply_error(req, status, "%s", err->text);
+    if (err->key[0])
+        json_object_set_new(body, "key", json_string(err->key));
+    if (err->line) {
+        json_object_set_new(body, "line", json_integer(err->line));
+        json_object_set_new(body, "col", json_integer(err->col));
+    }
+    return rr_http_reply_json(req, status, body);
+}
+
+/* Whether the Content-Type (parameters ignored) is NAME. */
+static bool content_type_is(const char *type, const char *name)
+{
+    size_t n = strlen(name);
+    return strncasecmp(type, name, n) == 0 && (type[n] == '\0' || type[n] == ';'
+                                               || type[n] == ' ');
+}
+
+/* The job YAML of a POST body: the body itself, or its "yaml" member when
+ * it is JSON. NULL with the reply queued in *RC. *OWNED: to free. */
+static const char *submit_yaml(rr_http_request_t *req, size_t *len, json_t **owned,
+                               enum MHD_Result *rc)
+{
+    const char *type = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
+                                                   MHD_HTTP_HEADER_CONTENT_TYPE);
+    const char *body = req->body ? req->body : "";
+    *len = req->body_len;
+    if (type && content_type_is(type, "application/json")) {
+        json_error_t jerr;
+        *owned = json_loadb(body, *len, 0, &jerr);
+        json_t *yaml = json_object_get(*owned, "yaml");
+        if (!json_is_string(yaml)) {
+            *rc = rr_http_reply_error(req, MHD_HTTP_BAD_REQUEST, "JSON body: expected "
+                                      "{\"yaml\": \"...\"}%s%.200s", *owned ? "" : ": ",
+                                      *owned ? "" : jerr.text);
+            return NULL;
+        }
+        *len = json_string_length(yaml);
+        body = json_string_value(yaml);
+    }
+    else if (type && !content_type_is(type, "application/yaml")
+             && !content_type_is(type, "application/x-yaml") && !content_type_is(type, "text/yaml")
+             && !content_type_is(type, "text/plain")) {
+        *rc = rr_http_reply_error(req, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "Content-Type %.64s: "
+                                  "send the job YAML as application/yaml or text/plain, or "
+                                  "JSON {\"yaml\": ...} as application/json", type);
+        return NULL;
+    }
+    if (strlen(body) != *len) {
+        *rc = rr_http_reply_error(req, MHD_HTTP_BAD_REQUEST, "job YAML holds a NUL byte");
+        return NULL;
+    }
+    return body;
+}
+
+static enum MHD_Result api_submit(rr_http_request_t *req)
+{
+    enum MHD_Result rc = MHD_NO;
+    json_t *owned = NULL;
+    size_t len = 0;
+    const char *yaml = submit_yaml(req, &len, &owned, &rc);
+    if (yaml) {
+        uint64_t id = 0;
+        rr_jobctl_error_t err;
+        if (rr_jobctl_submit(rr_http_master(req), yaml, len, &id, &err) != 0)
+            rc = jobctl_error(req, &err);
+        else {
+            char url[64];
+            snprintf(url, sizeof url, "/api/v1/jobs/%" PRIu64, id);
+            proto_jobinfo_t info = { 0 };       /* the scheduler may have placed it already */
+            bool known = rr_store_job_get(rr_http_store(req), id, &info) == RR_STORE_OK;
+            rc = rr_http_reply_json(req, MHD_HTTP_CREATED,
+                                    json_pack("{s:I, s:s, s:s}", "id", (json_int_t) id,
+                                              "state", known ? info.state : RR_JOB_QUEUED,
+                                              "url", url));
+            rr_store_jobinfo_clear(&info);
+        }
+    }
+    json_decref(owned);
+    return rc;
+}
+
+static enum MHD_Result api_cancel(rr_http_request_t *req, uint64_t id)
+{
+    const char *state = NULL;
+    rr_jobctl_error_t err;
+    if (rr_jobctl_cancel(rr_http_master(req), id, &state, &err) != 0)
+        return jobctl_error(req, &err);
+    return rr_http_reply_json(req, MHD_HTTP_ACCEPTED, json_pack("{s:I, s:s}", "id",
+                                                                (json_int_t) id, "state", state));
+}
+
+enum MHD_Result rr_http_api_write(rr_http_request_t *req, const char *url, const char *method)
+{
+    uint64_t id;
+    if (strcmp(method, "POST") == 0 && strcmp(url, "/api/v1/jobs") == 0)
+        return api_submit(req);
+    if ((strcmp(method, "POST") == 0 && job_url(url, "/cancel", &id))
+        || (strcmp(method, "DELETE") == 0 && job_url(url, "", &id)))
+        return api_cancel(req, id);
+    return rr_http_reply_error(req, MHD_HTTP_METHOD_NOT_ALLOWED, "method %.16s not allowed "
+                               "on %.200s", method, url);
 }
 
 enum MHD_Result rr_http_api(rr_http_request_t *req, const char *url)

@@ -76,6 +76,8 @@ void rr_master_schedule(rr_master_t *self)
     rr_assignment_t *picks = NULL;
     size_t count = 0;
     char err[256];
+    if (rr_master_health_pass(self) != 0)   /* a due device gets its health check first */
+        return;
     if (rr_scheduler_pick(self->store, &picks, &count, err, sizeof err) != 0) {
         rr_error("scheduler: %s", err);
         return;
@@ -91,6 +93,7 @@ void rr_master_schedule(rr_master_t *self)
 void rr_master_job_ended(rr_master_t *self, uint64_t job)
 {
     self->metrics.jobs_finished++;
+    rr_master_health_job_ended(self, job);
     rr_dispatch_forget_job(self, job);
     rr_logs_job_changed(self, job);
     rr_notify_job(self->notify, self->store, job);
@@ -169,6 +172,7 @@ static int s_on_tick(zloop_t *loop, int timer_id, void *arg)
     rr_dispatch_flush(self, NULL, false, now);
     rr_logs_tick(self);
     rr_console_tick(self, now);
+    rr_master_health_tick(self, now);
     return 0;
 }
 
@@ -253,6 +257,9 @@ rr_master_t *rr_master_new(const rr_master_config_t *config, char *err, size_t e
     self->timeout_ms = config->heartbeat_timeout_ms ? config->heartbeat_timeout_ms
                                                     : RR_DEFAULT_TIMEOUT_MS;
     self->grace_ms = config->worker_grace_ms ? config->worker_grace_ms : RR_DEFAULT_GRACE_MS;
+    self->health = rr_health_new(config, err, errlen);     /* a bad health check: no start */
+    if (!self->health)
+        goto fail;
     self->store = rr_store_open(config->db_path, err, errlen);
     if (!self->store)
         goto fail;
@@ -291,7 +298,8 @@ rr_master_t *rr_master_new(const rr_master_config_t *config, char *err, size_t e
         rr_http_options_t http_options = { .listen = config->http_listen,
                                            .metrics = &self->metrics,
                                            .www_dir = config->http_www,
-                                           .tokens_file = config->http_tokens };
+                                           .tokens_file = config->http_tokens,
+                                           .master = self };
         self->http = rr_http_new(self->store, &http_options, err, errlen);
         if (!self->http || rr_http_attach(self->http, self->loop) != 0) {
             if (self->http)
@@ -326,6 +334,7 @@ void rr_master_destroy(rr_master_t **self_p)
     zsock_destroy(&self->client_sock);
     zsock_destroy(&self->worker_sock);
     rr_store_destroy(&self->store);
+    rr_health_destroy(&self->health);
     free(self);
     *self_p = NULL;
 }

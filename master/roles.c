@@ -34,11 +34,14 @@ rr_role_t rr_role_needed(proto_type_t type)
     case PROTO_MSG_WORKERS:
     case PROTO_MSG_DEVICES:
     case PROTO_MSG_CONSOLE:
+    case PROTO_MSG_ARTIFACTS:
+    case PROTO_MSG_FETCH:
         return RR_ROLE_READ;
     case PROTO_MSG_SUBMIT:
     case PROTO_MSG_CANCEL:
         return RR_ROLE_SUBMIT;
     case PROTO_MSG_DEVICE_SET:
+    case PROTO_MSG_CONSOLE_INPUT:
         return RR_ROLE_ADMIN;
     default:
         return RR_ROLE_NONE;

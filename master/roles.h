@@ -5,7 +5,8 @@
  * a role is read-only: the least a key can do is the default. Roles nest:
  *   read    JOBS, JOB, LOGS (also following), WORKERS, DEVICES
  *   submit  + SUBMIT, CANCEL
- *   admin   + DEVICE_SET (device state: maintenance on/off)
+ *   admin   + DEVICE_SET (device state: maintenance on/off), CONSOLE_INPUT
+ *           (typing into the console of a device in maintenance)
  */
 #ifndef RACKRUN_MASTER_ROLES_H
 #define RACKRUN_MASTER_ROLES_H

@@ -30,7 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 3
 
 /* ---- schema ---- */
 
@@ -92,6 +92,26 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
     ") WITHOUT ROWID;"
     "CREATE VIEW results AS SELECT job, seq, ts, name, value AS result, code,"
     "  measurement, units FROM events WHERE kind = 'result';",
+    /* version 2: artifacts stored by the master (master/artifacts.c); error set = refused */
+    "CREATE TABLE artifacts ("
+    "  job INTEGER NOT NULL REFERENCES jobs (id),"
+    "  name TEXT NOT NULL,"
+    "  size INTEGER NOT NULL,"
+    "  sha256 TEXT NOT NULL,"
+    "  complete INTEGER NOT NULL DEFAULT 0,"
+    "  error TEXT,"
+    "  created_ms INTEGER NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY (job, name)"
+    ") WITHOUT ROWID;",
+    /* version 3: health checks (master/health.c). A device is due when hc_due
+     * (new: the default, or it left bad) or by its counters; hc_failed marks a
+     * bad state the master set (a failed health check), which the worker's
+     * reports do not override. Devices that exist get a check too. */
+    "ALTER TABLE jobs ADD COLUMN health_check INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE devices ADD COLUMN hc_due INTEGER NOT NULL DEFAULT 1;"
+    "ALTER TABLE devices ADD COLUMN hc_failed INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE devices ADD COLUMN hc_jobs INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE devices ADD COLUMN hc_last_ms INTEGER NOT NULL DEFAULT 0;",
 };
 
 static const char *const statement_sql[ST_COUNT] = {

@@ -289,4 +289,84 @@ int rr_store_logs_prune(rr_store_t *self, uint64_t job, const char *marker, uint
 /* Bytes the database holds in pages in use (page_count - freelist_count). */
 int rr_store_used_bytes(rr_store_t *self, uint64_t *bytes);
 
+/* ==== artifacts (master/artifacts.c): one row per artifact of a job ==== */
+
+#define RR_ARTIFACT_UPLOADING "uploading"
+#define RR_ARTIFACT_COMPLETE  "complete"
+#define RR_ARTIFACT_FAILED    "failed"
+
+/* Artifact NAME of JOB into *INFO (zeroed first; state uploading | complete |
+ * failed with the reason; stored left 0). RR_STORE_E_NOTFOUND when there is
+ * none. Free with rr_store_artinfo_clear. */
+int rr_store_artifact_get(rr_store_t *self, uint64_t job, const char *name,
+                          proto_artinfo_t *info);
+
+/* Record artifact NAME of JOB (SIZE bytes, SHA256 hex) as uploading, or as
+ * failed when ERROR is not NULL, replacing an earlier row of that name.
+ * RR_STORE_E_NOTFOUND when there is no such job. */
+int rr_store_artifact_begin(rr_store_t *self, uint64_t job, const char *name, uint64_t size,
+                            const char *sha256, const char *error, uint64_t now_ms);
+
+/* Artifact NAME of JOB is stored whole and verified. */
+int rr_store_artifact_complete(rr_store_t *self, uint64_t job, const char *name);
+
+/* Artifact NAME of JOB is refused for good: failed with ERROR. */
+int rr_store_artifact_fail(rr_store_t *self, uint64_t job, const char *name, const char *error);
+
+/* Total size of JOB's artifacts that are not failed, NAME (may be NULL) left
+ * out: what the per-job quota measures. */
+int rr_store_artifacts_bytes(rr_store_t *self, uint64_t job, const char *name, uint64_t *bytes);
+
+/* JOB's artifacts by name (any state); an unknown job has none. */
+int rr_store_artifacts_list(rr_store_t *self, uint64_t job, proto_artinfo_t **arts,
+                            size_t *count);
+
+/* Free an array from rr_store_artifacts_list and NULL it; clear one artinfo. */
+void rr_store_artinfos_free(proto_artinfo_t **arts, size_t count);
+void rr_store_artinfo_clear(proto_artinfo_t *info);
+
+/* ==== health checks (master/health.c, store_health.c) ====
+ * A device is due a health check when hc "due" is set (a new device; one that
+ * left bad, by any path: the store sets it on every bad -> other state change)
+ * or by its counters (jobs since / time of the last passed check) as the
+ * master's rules say. A failed check makes it bad in a way the worker's
+ * reports do not undo (like maintenance); it leaves bad by an operator's
+ * maintenance on/off, and is then due again. */
+
+typedef struct {
+    char *device;
+    char *worker;
+    char *type;
+    bool due;               /* new, or left bad, since the last passed check */
+    uint64_t jobs_since;    /* jobs started on it and finished since */
+    uint64_t last_check_ms; /* when the last check passed; 0 = never */
+} rr_store_health_t;
+
+/* Idle devices of TYPE on online workers with their health counters, by name. */
+int rr_store_health_idle(rr_store_t *self, const char *type, rr_store_health_t **devices,
+                         size_t *count);
+
+/* DEVICE's health counters into *OUT (free with rr_store_health_clear). */
+int rr_store_health_get(rr_store_t *self, const char *device, rr_store_health_t *out);
+
+/* Queue the health-check job (YAML, DEF), flag it as one and assign it to
+ * DEVICE of WORKER (idle -> reserved), all in one transaction; *ID gets it. */
+int rr_store_health_job_start(rr_store_t *self, const char *yaml, const proto_jobdef_t *def,
+                              const char *device, const char *worker, uint64_t now_ms,
+                              uint64_t *id);
+
+/* Whether JOB is a health check (*IS) and its device (*DEVICE, malloc'd, may be NULL). */
+int rr_store_health_job(rr_store_t *self, uint64_t job, bool *is, char **device);
+
+/* DEVICE passed its health check at NOW_MS: not due, counters start again. */
+int rr_store_health_passed(rr_store_t *self, const char *device, uint64_t now_ms);
+
+/* DEVICE failed its health check: bad with REASON, held by the master (a
+ * device in maintenance or retired keeps that state). */
+int rr_store_health_failed(rr_store_t *self, const char *device, const char *reason);
+
+/* Free an array from rr_store_health_idle and NULL it; clear one element. */
+void rr_store_healths_free(rr_store_health_t **devices, size_t count);
+void rr_store_health_clear(rr_store_health_t *health);
+
 #endif

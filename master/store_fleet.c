@@ -113,7 +113,8 @@ static int device_open_job(rr_store_t *self, const char *device, uint64_t *job,
     return rc == RR_STORE_E_NOTFOUND ? RR_STORE_OK : rc;
 }
 
-/* An operator's hold (maintenance, retired) on DEVICE: *HOLD, and then its
+/* An operator's hold (maintenance, retired) or the master's (bad after a
+ * failed health check) on DEVICE: *HOLD, and then its
  * state in STATE (16 bytes) and its reason in KEPT_REASON (*REASON points
  * there, or is NULL for none). No device yet: no hold. */
 static int device_hold(rr_store_t *self, const char *device, bool *hold, char state[16],
@@ -125,7 +126,8 @@ static int device_hold(rr_store_t *self, const char *device, bool *hold, char st
     if (rc != RR_STORE_OK)
         return rc == RR_STORE_E_NOTFOUND ? RR_STORE_OK : rc;
     const char *now = (const char *) sqlite3_column_text(s, 0);
-    *hold = strcmp(now, RR_DEVICE_MAINTENANCE) == 0 || strcmp(now, RR_DEVICE_RETIRED) == 0;
+    *hold = strcmp(now, RR_DEVICE_MAINTENANCE) == 0 || strcmp(now, RR_DEVICE_RETIRED) == 0
+            || (strcmp(now, RR_DEVICE_BAD) == 0 && sqlite3_column_int(s, 3) != 0);
     if (*hold) {
         snprintf(state, 16, "%s", now);
         const char *why = (const char *) sqlite3_column_text(s, 1);

@@ -23,6 +23,12 @@
 #define EVENT_COLS   "job, seq, ts, kind, name, value, reason, code, measurement, " \
                      "units, since, data"
 #define OPEN_STATES  "('scheduled','running','canceling')"
+#define ARTINFO_COLS "name, size, sha256, complete, error"
+/* A device that leaves bad (for state NEW) is due a health check; a bad mark
+ * the master set (hc_failed) goes with the bad state. */
+#define HC_LEAVE_BAD(new) "hc_due = hc_due OR (state = 'bad' AND " new " <> 'bad')," \
+                          " hc_failed = hc_failed AND " new " = 'bad'"
+#define HEALTH_COLS  "d.name, d.worker, d.type, d.hc_due, d.hc_jobs, d.hc_last_ms"
 
 #define STORE_STATEMENTS(X) \
     X(BEGIN,         "BEGIN IMMEDIATE") \
@@ -74,19 +80,22 @@
     X(WORKER_SEEN,   "UPDATE workers SET last_seen_ms = ?2 WHERE name = ?1") \
     X(WORKER_STATE,  "UPDATE workers SET state = ?2 WHERE name = ?1") \
     X(WORKER_DEVS_OFF, "UPDATE devices SET state = 'offline', reason = ?2 WHERE worker = ?1" \
-                     " AND state NOT IN ('maintenance','retired')") \
+                     " AND state NOT IN ('maintenance','retired') AND hc_failed = 0") \
     X(WORKERS_LIST,  "SELECT w.name, w.rack, w.state, w.version, w.last_seen_ms," \
                      " (SELECT count(*) FROM devices d WHERE d.worker = w.name)" \
                      " FROM workers w WHERE (?1 IS NULL OR w.state = ?1) ORDER BY w.name") \
-    X(DEV_CURRENT,   "SELECT state, reason, worker FROM devices WHERE name = ?1") \
+    X(DEV_CURRENT,   "SELECT state, reason, worker, hc_failed FROM devices WHERE name = ?1") \
     X(DEV_OPEN_JOB,  "SELECT id, state FROM jobs WHERE device = ?1 AND state IN " OPEN_STATES \
                      " ORDER BY id DESC LIMIT 1") \
     X(DEV_UPSERT,    "INSERT INTO devices (name, worker, type, tags, state, reason, job)" \
                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (name) DO UPDATE SET" \
                      " worker = excluded.worker, type = excluded.type, tags = excluded.tags," \
-                     " state = excluded.state, reason = excluded.reason, job = excluded.job") \
-    X(DEV_SET,       "UPDATE devices SET state = ?2, reason = ?3 WHERE name = ?1") \
-    X(DEV_SET_JOB,   "UPDATE devices SET state = ?2, reason = ?3, job = ?4 WHERE name = ?1") \
+                     " state = excluded.state, reason = excluded.reason, job = excluded.job," \
+                     " " HC_LEAVE_BAD("excluded.state")) \
+    X(DEV_SET,       "UPDATE devices SET state = ?2, reason = ?3, " HC_LEAVE_BAD("?2") \
+                     " WHERE name = ?1") \
+    X(DEV_SET_JOB,   "UPDATE devices SET state = ?2, reason = ?3, job = ?4, " HC_LEAVE_BAD("?2") \
+                     " WHERE name = ?1") \
     X(DEV_NAMES,     "SELECT name FROM devices WHERE worker = ?1") \
     X(DEV_GET,       "SELECT " DEVINFO_COLS " FROM devices d WHERE d.name = ?1") \
     X(DEVS_LIST,     "SELECT " DEVINFO_COLS " FROM devices d WHERE (?1 IS NULL OR" \
@@ -95,7 +104,7 @@
                      " ON w.name = d.worker WHERE d.state = 'idle' AND w.state = 'online'" \
                      " ORDER BY d.type, d.tags, d.name") \
     X(QUEUE_WALK,    "SELECT id, tags FROM jobs WHERE state = 'queued' AND device_type = ?1" \
-                     " ORDER BY priority DESC, id ASC") \
+                     " AND health_check = 0 ORDER BY priority DESC, id ASC") \
     /* ---- HTTP API and metrics ---- */ \
     X(JOBS_QUERY,    "SELECT " JOBINFO_COLS " FROM jobs WHERE (?1 IS NULL OR state = ?1)" \
                      " AND (?2 IS NULL OR device_type = ?2) AND (?3 IS NULL OR worker = ?3)" \
@@ -114,7 +123,31 @@
                      " WHERE job = ?1 AND kind = 'log' AND data IS NOT NULL AND data <> ?2") \
     X(USED_BYTES,    "SELECT (SELECT page_count FROM pragma_page_count())" \
                      " - (SELECT freelist_count FROM pragma_freelist_count()),"\
-                     " (SELECT page_size FROM pragma_page_size())")
+                     " (SELECT page_size FROM pragma_page_size())") \
+    /* ---- artifacts (master/store_artifacts.c) ---- */ \
+    X(ART_GET,       "SELECT " ARTINFO_COLS " FROM artifacts WHERE job = ?1 AND name = ?2") \
+    X(ARTS_LIST,     "SELECT " ARTINFO_COLS " FROM artifacts WHERE job = ?1 ORDER BY name") \
+    X(ART_INSERT,    "INSERT INTO artifacts (job, name, size, sha256, complete, error," \
+                     " created_ms) VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6) ON CONFLICT (job, name)" \
+                     " DO UPDATE SET size = excluded.size, sha256 = excluded.sha256," \
+                     " complete = 0, error = excluded.error, created_ms = excluded.created_ms") \
+    X(ART_COMPLETE,  "UPDATE artifacts SET complete = 1, error = NULL WHERE job = ?1 AND name = ?2") \
+    X(ART_FAIL,      "UPDATE artifacts SET complete = 0, error = ?3 WHERE job = ?1 AND name = ?2") \
+    X(ART_BYTES,     "SELECT coalesce(sum(size), 0) FROM artifacts WHERE job = ?1" \
+                     " AND error IS NULL AND name <> ?2") \
+    /* ---- health checks (master/store_health.c) ---- */ \
+    X(HC_IDLE,       "SELECT " HEALTH_COLS " FROM devices d JOIN workers w ON w.name = d.worker" \
+                     " WHERE d.state = 'idle' AND d.type = ?1 AND w.state = 'online'" \
+                     " ORDER BY d.name") \
+    X(HC_GET,        "SELECT " HEALTH_COLS " FROM devices d WHERE d.name = ?1") \
+    X(HC_JOB_MARK,   "UPDATE jobs SET health_check = 1 WHERE id = ?1") \
+    X(HC_JOB_IS,     "SELECT health_check, device FROM jobs WHERE id = ?1") \
+    X(HC_PASSED,     "UPDATE devices SET hc_due = 0, hc_jobs = 0, hc_last_ms = ?2 WHERE name = ?1") \
+    X(HC_FAILED,     "UPDATE devices SET state = 'bad', reason = ?2, hc_failed = 1" \
+                     " WHERE name = ?1 AND state NOT IN ('maintenance','retired')") \
+    /* a job that started on a device counts toward its every_jobs */ \
+    X(HC_COUNT_JOB,  "UPDATE devices SET hc_jobs = hc_jobs + 1 WHERE name = (SELECT device" \
+                     " FROM jobs WHERE id = ?1 AND health_check = 0 AND started_ms > 0)")
 
 typedef enum {
 #define STORE_ENUM(id, sql) ST_##id,

@@ -351,6 +351,8 @@ int store_job_finish_tx(rr_store_t *self, uint64_t id, const char *outcome,
     bind_text(s, 3, reason);
     bind_u64(s, 4, now_ms);
     int rc = job_update(self, s, id, "finish");
+    if (rc == RR_STORE_OK)
+        rc = job_exec(self, ST_HC_COUNT_JOB, id, "health check count");
     return rc == RR_STORE_OK ? job_exec(self, ST_DEV_RELEASE, id, "device release") : rc;
 }
 

@@ -9,6 +9,7 @@
  * jobs the worker still has.
  */
 #include "daemon.h"
+#include "artifacts.h"
 
 typedef struct {
     char *name;
@@ -352,6 +353,15 @@ static void s_on_refused(rr_master_t *self, rr_session_t *session, const proto_j
         return;
     if (streq(info.state, RR_JOB_CANCELING))
         rr_master_finish_job(self, acc->job, RR_OUTCOME_CANCELED, "canceled before it started");
+    else if (streq(info.state, RR_JOB_SCHEDULED) && rr_master_health_is_check(self, acc->job)) {
+        /* A health check belongs to its device: it ends (the device stays due). */
+        char reason[256];
+        snprintf(reason, sizeof reason, "worker refused health check job %" PRIu64 ": %s",
+                 acc->job, why);
+        rr_master_finish_job(self, acc->job, RR_OUTCOME_CANCELED, reason);
+        if (info.device)
+            rr_store_device_set_state(self->store, info.device, RR_DEVICE_OFFLINE, reason);
+    }
     else if (streq(info.state, RR_JOB_SCHEDULED)
              && rr_store_job_requeue(self->store, acc->job) == RR_STORE_OK) {
         char reason[256];
@@ -497,6 +507,10 @@ void rr_workers_on_message(rr_master_t *self, zframe_t *rid, proto_msg_t *msg)
         break;
     case PROTO_MSG_CONSOLE_DATA:
         rr_console_data(self, session->name, &msg->u.console_data);
+        break;
+    case PROTO_MSG_ARTIFACT_CHUNK:
+        if (s_job_is_ours(self, session, rid, msg, msg->u.artifact_chunk.job))
+            rr_artifacts_chunk(self, rid, &msg->u.artifact_chunk);
         break;
     case PROTO_MSG_ERROR:
         rr_warn("worker %s: reports error %s: %s", session->name, msg->u.error.code,

@@ -25,6 +25,7 @@
 #define PROTO_MAX_DEPTH    8u   /* maximum nesting of maps/arrays */
 #define PROTO_MAX_ITEMS    65536u /* maximum elements in any one array or map */
 #define PROTO_LOG_CHUNK    (64u * 1024u) /* largest log chunk a sender should put in one event */
+#define PROTO_ARTIFACT_CHUNK (256u * 1024u) /* largest data of one ARTIFACT_CHUNK / ARTIFACT_DATA */
 /* ZMQ_MAXMSGSIZE: a last guard only, well above PROTO_MAX_MSG, because ZMQ
  * drops the connection silently when it trips. */
 #define PROTO_ZMQ_MAXMSGSIZE (4 * PROTO_MAX_MSG)

@@ -135,6 +135,26 @@ static void set_following(device_t *self, zmsg_t *msg)
     free(on);
 }
 
+static void input_sink(void *arg, const char *data, size_t len)
+{
+    console_pass(arg, data, len);
+}
+
+/* "INPUT" bytes: an operator types into the console of a device in
+ * maintenance; output read meanwhile goes to the followers. */
+static void type_input(device_t *self, zmsg_t *msg)
+{
+    zframe_t *data = zmsg_pop(msg);
+    const char *why = !data ? "empty" : self->job ? "a job runs" : !self->maintenance
+                    ? "not in maintenance" : !self->sol ? "console not up" : NULL;
+    if (why)
+        rr_warn("device %s: console input dropped: %s", self->config->name, why);
+    else if (rr_sol_type(self->sol, (const char *) zframe_data(data), zframe_size(data),
+                         self->config->test_shell_delay_ms, input_sink, self) < 0)
+        rr_warn("device %s: console input: %s", self->config->name, rr_sol_error(self->sol));
+    zframe_destroy(&data);
+}
+
 /* ---- runner callbacks ---- */
 
 static void job_emit(void *arg, const proto_job_event_t *event)
@@ -198,6 +218,8 @@ static void job_command(device_t *self)
         free(on);
     } else if (cmd && !strcmp(cmd, "FOLLOW")) {
         set_following(self, msg);
+    } else if (cmd && !strcmp(cmd, "INPUT")) {
+        type_input(self, msg);              /* refused: a job runs */
     }
     free(cmd);
     zmsg_destroy(&msg);
@@ -268,6 +290,8 @@ static bool idle_command(device_t *self)
         send_state(self);
     } else if (!strcmp(cmd, "FOLLOW")) {
         set_following(self, msg);
+    } else if (!strcmp(cmd, "INPUT")) {
+        type_input(self, msg);
     }
     free(cmd);
     zmsg_destroy(&msg);
@@ -385,6 +409,11 @@ void rr_device_maintenance(zactor_t *self, bool on)
 void rr_device_console_follow(zactor_t *self, bool on)
 {
     zsock_send(self, "si", "FOLLOW", on ? 1 : 0);
+}
+
+void rr_device_console_input(zactor_t *self, const void *data, size_t len)
+{
+    zsock_send(self, "sb", "INPUT", data, len);
 }
 
 int rr_device_recv(zactor_t *self, rr_device_msg_t *msg)

@@ -10,6 +10,7 @@
  *   "CANCEL" job(8)                 stop the job within bounded time, power off, end canceled
  *   "MAINT" on(int)                 maintenance on/off
  *   "FOLLOW" on(int)                a client follows the console: pass every byte up
+ *   "INPUT" bytes                   type into the console (only in maintenance, no job)
  *   "STOP"                          the worker stops: end the job incomplete
  * Messages, actor -> main loop (read with rr_device_recv):
  *   "EVENT" job(8) event(msgpack JOB_EVENT with seq 0)
@@ -46,6 +47,10 @@ void rr_device_maintenance(zactor_t *self, bool on);
 
 /* Pass every console byte up as RR_DEVICE_MSG_CONSOLE (on) or stop. */
 void rr_device_console_follow(zactor_t *self, bool on);
+
+/* Type DATA into the console, paced by test_shell_delay_ms, when the device
+ * is in maintenance and runs no job (else dropped with a warning). */
+void rr_device_console_input(zactor_t *self, const void *data, size_t len);
 
 typedef enum { RR_DEVICE_MSG_NONE = 0, RR_DEVICE_MSG_EVENT, RR_DEVICE_MSG_STATE,
                RR_DEVICE_MSG_DONE, RR_DEVICE_MSG_CONSOLE } rr_device_msg_kind_t;

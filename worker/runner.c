@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bootloader.h"
 #include "disk.h"
 #include "log.h"
 #include "mask.h"
@@ -45,6 +46,9 @@ typedef struct rr_runner_shell {
     uint64_t job_deadline;       /* mono ms */
     uint64_t action_deadline;    /* mono ms: a lost SOL is reopened until then */
     uint64_t last_rx_wall;       /* wall ms of the last console byte: where a gap starts */
+    uint64_t last_rx_mono;       /* mono ms of the last console byte */
+    uint32_t quiet_ms;           /* rr_runner_console_expect: gives up after this silence */
+    uint64_t quiet_start;        /* mono ms that expect began */
     uint64_t started_wall;       /* wall ms of the job's start (the console was up then) */
     uint64_t expect_by;          /* mono ms by which output is due (power on, echo), 0 = none */
     uint64_t rx_bytes;           /* console bytes received in this job */
@@ -157,6 +161,7 @@ static void console_sink(void *arg, const char *data, size_t len)
 {
     runner_t *r = arg;
     r->last_rx_wall = rr_wall_ms();
+    r->last_rx_mono = rr_mono_ms();
     r->rx_bytes += len;
     if (r->rx_bytes >= r->echo_due)
         r->expect_by = 0;
@@ -345,19 +350,12 @@ static wait_status_t console_wait(runner_t *r, done_fn *done, uint64_t deadline)
     }
 }
 
-/* Type TEXT paced by DELAY_MS per character; output meanwhile goes to the log. */
-static int console_type(runner_t *r, const char *text, uint32_t delay_ms)
+/* A long line at a slow pace takes long: type TEXT in slices of about
+ * RR_RUNNER_FLUSH_MS, polling STOP between them (rr_sol_type paces after every
+ * character, so slicing keeps the pace). Returns 0, or -1: stopped
+ * (stop_reason set) or lost (reason set, the session closed). */
+static int type_paced(runner_t *r, const char *text, uint32_t delay_ms)
 {
-    if (!*r->ctx->sol && console_recover(r, "console down") < 0)
-        return -1;
-    log_flush(r);   /* typing may take a while: what is buffered goes now */
-    /* its echo (at least a byte per character) is due: the console counts as
-     * silent if it does not come, e.g. a BMC that dropped SOL mid-line */
-    r->echo_due = r->rx_bytes + strlen(text);
-    r->expect_by = rr_mono_ms() + silent_ms(r) + (uint64_t)strlen(text) * delay_ms;
-    /* A long line at a slow pace takes long: type it in slices of about
-     * RR_RUNNER_FLUSH_MS, polling STOP between them (rr_sol_type paces after
-     * every character, so slicing keeps the pace). Stopped: -1, stop_reason set. */
     size_t len = strlen(text), slice = delay_ms ? RR_RUNNER_FLUSH_MS / delay_ms : len;
     if (!slice)
         slice = 1;
@@ -372,6 +370,48 @@ static int console_type(runner_t *r, const char *text, uint32_t delay_ms)
             return -1;
         }
     }
+    return 0;
+}
+
+/* A session that carried output or input without a pause for this long is
+ * renewed before the next power cycle (sol.h, rr_sol_busy_ms): well inside
+ * stock ipmi_sim's 30 s session timeout, so that a job's output never runs
+ * into it (the chaos test traced sessions closed 29-30 s into a busy streak). */
+#define SOL_RENEW_BUSY_MS 10000u
+
+/* Renew a long-busy session while the node is idle, before its power cycle:
+ * what was waiting is read first, nothing can be lost, so no console_gap. */
+static int console_renew_if_busy(runner_t *r)
+{
+    if (!*r->ctx->sol)
+        return 0;
+    uint32_t busy = rr_sol_busy_ms(*r->ctx->sol);
+    if (busy < SOL_RENEW_BUSY_MS)
+        return 0;
+    if (console_drain(r) < 0)
+        return 0;               /* lost meanwhile: the caller recovers it */
+    char err[512] = "";
+    rr_sol_destroy(r->ctx->sol);
+    if (r->ctx->reopen(r->ctx->arg, r->ctx->sol, err, sizeof err) == 0) {
+        rr_info("job %" PRIu64 ": sol bmc %s: renewed the session after %" PRIu32 " ms of "
+                "traffic without a pause (BMC session timeout)", r->ctx->job, bmc_name(r), busy);
+        return 0;
+    }
+    return console_recover(r, "renewing the busy session failed");
+}
+
+/* Type TEXT paced by DELAY_MS per character; output meanwhile goes to the log. */
+static int console_type(runner_t *r, const char *text, uint32_t delay_ms)
+{
+    if (!*r->ctx->sol && console_recover(r, "console down") < 0)
+        return -1;
+    log_flush(r);   /* typing may take a while: what is buffered goes now */
+    /* its echo (at least a byte per character) is due: the console counts as
+     * silent if it does not come, e.g. a BMC that dropped SOL mid-line */
+    r->echo_due = r->rx_bytes + strlen(text);
+    r->expect_by = rr_mono_ms() + silent_ms(r) + (uint64_t)strlen(text) * delay_ms;
+    if (type_paced(r, text, delay_ms) < 0)
+        return -1;
     if (r->rx_bytes < r->echo_due)      /* the echo is still on its way, or never comes */
         r->expect_by = rr_mono_ms() + silent_ms(r);
     return 0;
@@ -486,15 +526,38 @@ static run_status_t ipmi_step(runner_t *r, int rc)
     return RUN_FAIL;
 }
 
+/* uboot-pxe: U-Boot is driven at its prompt (bootloader.c) until it starts
+ * the kernel; only then is the shell prompt armed (U-Boot prints "## ..."). */
+static run_status_t run_uboot(runner_t *r, uint32_t timeout_s, const char *const *prompts,
+                              size_t count)
+{
+    char err[900] = "";
+    if (rr_bootloader_uboot_pxe(r, r->ctx->device, timeout_s, err, sizeof err) < 0) {
+        if (stop_requested(r))
+            return RUN_STOP;
+        snprintf(r->reason, sizeof r->reason, "boot: %s", err);
+        return RUN_FAIL;
+    }
+    if (rr_scanner_arm_prompt(r->scan, prompts, count) < 0) {
+        snprintf(r->reason, sizeof r->reason, "boot: out of memory");
+        return RUN_FAIL;
+    }
+    return RUN_OK;
+}
+
 static run_status_t run_boot(runner_t *r, const proto_action_t *a)
 {
     const rr_device_config_t *dev = r->ctx->device;
     const char *method = a->method ? a->method : "ipmi-pxe";
+    bool uboot = false;
     rr_bootdev_t bootdev;
     if (!strcmp(method, "ipmi-pxe")) {
         bootdev = RR_BOOTDEV_PXE;
     } else if (!strcmp(method, "ipmi-disk")) {
         bootdev = RR_BOOTDEV_DISK;
+    } else if (!strcmp(method, "uboot-pxe")) {
+        bootdev = RR_BOOTDEV_NONE;  /* the BMC's override does not matter: U-Boot is told */
+        uboot = true;
     } else {
         snprintf(r->reason, sizeof r->reason, "boot: method '%s' is not supported by this worker",
                  method);
@@ -511,6 +574,8 @@ static run_status_t run_boot(runner_t *r, const proto_action_t *a)
         count = dev->prompt_count;
     }
     /* The console must be up before power on, so no boot line is lost. */
+    if (console_renew_if_busy(r) < 0)
+        return stop_requested(r) ? RUN_STOP : RUN_FAIL;
     if (!*r->ctx->sol && console_recover(r, "console down before power on") < 0)
         return stop_requested(r) ? RUN_STOP : RUN_FAIL;
     run_status_t st;
@@ -522,17 +587,23 @@ static run_status_t run_boot(runner_t *r, const proto_action_t *a)
      * step's prompt): read it first, so it cannot pass for the new boot's prompt. */
     if (console_wait(r, never_done, rr_mono_ms() + BOOT_SETTLE_MS) == W_STOP)
         return RUN_STOP;
-    if (rr_scanner_arm_prompt(r->scan, prompts, count) < 0) {
+    if (!uboot && rr_scanner_arm_prompt(r->scan, prompts, count) < 0) {
         snprintf(r->reason, sizeof r->reason, "boot: out of memory");
         return RUN_FAIL;
     }
     if ((st = ipmi_step(r, rr_ipmi_power(r->ctx->ipmi, RR_POWER_ON))))
         return st;
     uint32_t timeout_s = action_timeout_s(r, a);
+    uint64_t deadline = rr_mono_ms() + timeout_s * 1000ull;
     r->booting = true;          /* the node prints from power on: output is due */
     r->echo_due = r->rx_bytes + 1;
     r->expect_by = rr_mono_ms() + silent_ms(r);
-    wait_status_t ws = console_wait(r, prompt_seen, rr_mono_ms() + timeout_s * 1000ull);
+    if (uboot && (st = run_uboot(r, timeout_s, prompts, count)) != RUN_OK) {
+        r->booting = false;
+        r->expect_by = 0;
+        return st;
+    }
+    wait_status_t ws = console_wait(r, prompt_seen, deadline);
     r->booting = false;
     r->expect_by = 0;
     switch (ws) {
@@ -675,6 +746,103 @@ static run_status_t run_test(runner_t *r, const proto_action_t *a)
 
 /* ---- actions beside the runner (disk.c, transfer.c) ---- */
 
+/* The last OUTLEN-1 bytes captured into OUT (NUL-terminated). */
+static void capture_copy(const runner_t *r, char *out, size_t outlen)
+{
+    if (!out || !outlen)
+        return;
+    size_t n = r->capture_len < outlen - 1 ? r->capture_len : outlen - 1;
+    memcpy(out, r->capture + r->capture_len - n, n);
+    out[n] = '\0';
+}
+
+/* rr_runner_console_expect's end: a needle, or quiet_ms without output. */
+static bool needle_or_quiet(const runner_t *r)
+{
+    if (prompt_seen(r))
+        return true;
+    uint64_t since = r->last_rx_mono > r->quiet_start ? r->last_rx_mono : r->quiet_start;
+    return r->quiet_ms && rr_mono_ms() - since >= r->quiet_ms;
+}
+
+/* The needle that occurs first in what was captured (since rr_runner_console_type:
+ * an answer read while the last characters were paced), or -1. */
+static int captured_needle(const runner_t *r, const char *const *needles, size_t count)
+{
+    const char *first = NULL;
+    int found = -1;
+    for (size_t i = 0; r->capturing && i < count; i++) {
+        const char *hit = *needles[i] ? memmem(r->capture, r->capture_len, needles[i],
+                                               strlen(needles[i])) : NULL;
+        if (hit && (!first || hit < first)) {
+            first = hit;
+            found = (int)i;
+        }
+    }
+    return found;
+}
+
+int rr_runner_console_expect(rr_runner_shell_t *r, const char *const *needles, size_t count,
+                             uint32_t timeout_ms, uint32_t quiet_ms, char *out, size_t outlen,
+                             char *err, size_t errlen)
+{
+    int early = captured_needle(r, needles, count);
+    if (early >= 0) {
+        r->capturing = false;
+        capture_copy(r, out, outlen);
+        return early;
+    }
+    if (rr_scanner_arm_prompt(r->scan, needles, count) < 0) {
+        snprintf(err, errlen, "out of memory");
+        return RR_CONSOLE_FAILED;
+    }
+    if (!r->capturing) {
+        r->capture_len = 0;
+        r->capturing = true;
+    }
+    r->quiet_ms = quiet_ms;
+    r->quiet_start = rr_mono_ms();
+    wait_status_t ws = console_wait(r, needle_or_quiet, r->quiet_start + timeout_ms);
+    r->quiet_ms = 0;
+    r->capturing = false;
+    capture_copy(r, out, outlen);
+    switch (ws) {
+    case W_OK:
+        return prompt_seen(r) ? rr_scanner_prompt(r->scan) : RR_CONSOLE_QUIET;
+    case W_TIMEOUT:
+        return RR_CONSOLE_TIMEOUT;
+    case W_STOP:
+        snprintf(err, errlen, "%s", r->stop_reason);
+        break;
+    case W_LOST:
+        snprintf(err, errlen, "%s", r->reason[0] ? r->reason : "console lost");
+        break;
+    }
+    return RR_CONSOLE_FAILED;
+}
+
+int rr_runner_console_type(rr_runner_shell_t *r, const char *text, uint32_t delay_ms,
+                           char *err, size_t errlen)
+{
+    r->capture_len = 0;
+    r->capturing = true;        /* what the node shows from here: its echo, its answer */
+    r->expect_by = 0;           /* no echo required: the bootloader may drop characters */
+    if (!*r->ctx->sol && console_recover(r, "console down") < 0) {
+        snprintf(err, errlen, "%s", r->stop_reason ? r->stop_reason : r->reason);
+        return -1;
+    }
+    log_flush(r);
+    /* the pace holds from the last character typed before, too: a bootloader
+     * answers a short command at once, and its prompt is read within a few
+     * ms of the previous line's CR */
+    wait_status_t ws = delay_ms ? console_wait(r, never_done, rr_mono_ms() + delay_ms) : W_TIMEOUT;
+    if (ws == W_STOP || ws == W_LOST || type_paced(r, text, delay_ms) < 0) {
+        snprintf(err, errlen, "%s", r->stop_reason ? r->stop_reason : r->reason);
+        return -1;
+    }
+    return 0;
+}
+
 int rr_runner_shell_run(rr_runner_shell_t *r, const char *cmd, uint32_t timeout_s, int *code,
                         char *out, size_t outlen, char *err, size_t errlen)
 {
@@ -698,11 +866,7 @@ int rr_runner_shell_run(rr_runner_shell_t *r, const char *cmd, uint32_t timeout_
     if (ws == W_LOST && r->stop_reason)
         ws = W_STOP;   /* stopped while typing */
     r->capturing = false;
-    if (out && outlen) {
-        size_t n = r->capture_len < outlen - 1 ? r->capture_len : outlen - 1;
-        memcpy(out, r->capture + r->capture_len - n, n);
-        out[n] = '\0';
-    }
+    capture_copy(r, out, outlen);
     switch (ws) {
     case W_OK:
         rr_scanner_marker(r->scan, code);

@@ -67,6 +67,29 @@ typedef struct rr_runner_shell rr_runner_shell_t;
 int rr_runner_shell_run(rr_runner_shell_t *sh, const char *cmd, uint32_t timeout_s, int *code,
                         char *out, size_t outlen, char *err, size_t errlen);
 
+/* rr_runner_console_expect's outcomes besides a needle's index (>= 0). */
+#define RR_CONSOLE_TIMEOUT (-1)  /* no needle within the time given (or the job's deadline) */
+#define RR_CONSOLE_QUIET   (-2)  /* no needle, and nothing printed for QUIET_MS */
+#define RR_CONSOLE_FAILED  (-3)  /* console lost beyond its reconnects, or the job stopped */
+
+/* Wait for any of NEEDLES in the console output read since the last
+ * rr_runner_console_type (what came while it paced the last characters) or
+ * from now on, at most
+ * TIMEOUT_MS, or until nothing was printed for QUIET_MS (0: no such limit).
+ * Bytes still go to the job log. OUT gets the last OUTLEN-1 bytes printed since
+ * the last rr_runner_console_type (or since this call, if none came between);
+ * ERR why on RR_CONSOLE_FAILED. Returns the needle's index or RR_CONSOLE_*. */
+int rr_runner_console_expect(rr_runner_shell_t *sh, const char *const *needles, size_t count,
+                             uint32_t timeout_ms, uint32_t quiet_ms, char *out, size_t outlen,
+                             char *err, size_t errlen);
+
+/* Type TEXT paced by DELAY_MS per character, for a bootloader, DELAY_MS also
+ * before the first one (reading the console meanwhile): unlike a shell step, no
+ * echo is required (a bootloader may drop characters; what it shows is
+ * for the caller to judge). Returns 0, or -1 with why in ERR (lost, stopped). */
+int rr_runner_console_type(rr_runner_shell_t *sh, const char *text, uint32_t delay_ms,
+                           char *err, size_t errlen);
+
 /* Emit EV (kind and its fields set by the caller) into the job's event stream. */
 void rr_runner_shell_event(rr_runner_shell_t *sh, proto_job_event_t *ev);
 

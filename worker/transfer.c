@@ -12,6 +12,7 @@
 
 #include "disk.h"
 #include "tftp.h"
+#include "upload.h"
 
 #define XFER_TAG "RRXFER42:"        /* what the node prints; typed as RRXFER$((6*7)): */
 
@@ -149,6 +150,10 @@ int rr_transfer_run(rr_runner_shell_t *sh, const rr_device_config_t *dev, uint64
                  size, node_size);
         return -1;
     }
+    /* Marked for upload before the event says it exists: a crash in between
+     * leaves an upload without its event, never an event without its upload. */
+    if (rr_upload_mark(dev->worker->artifacts_dir, job, a->to, err, errlen) < 0)
+        return -1;
     proto_job_event_t ev = { .kind = "artifact", .name = a->to, .value = sha,
                              .code = (int64_t)size };
     rr_runner_shell_event(sh, &ev);

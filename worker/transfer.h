@@ -5,8 +5,9 @@
  * the file's size and sha256 as the node sees them. Then it fetches
  * http://<device http>/<path> with libcurl (the device's `http:` key: the
  * node's port 80 as the worker reaches it, e.g. a forwarded 127.0.0.1 port) into
- * <artifacts_dir>/<job>/<NAME>, checking both against the node's, and emits an
- * `artifact` event (name, value = sha256, code = size). */
+ * <artifacts_dir>/<job>/<NAME>, checking both against the node's, marks it for
+ * upload to the master (upload.h) and emits an `artifact` event (name, value =
+ * sha256, code = size). */
 #ifndef RACKRUN_TRANSFER_H
 #define RACKRUN_TRANSFER_H
 

@@ -12,6 +12,7 @@
 #include "log.h"
 #include "proto.h"
 #include "spool.h"
+#include "upload.h"
 #include "units.h"
 
 #define HELLO_RETRY_MS     2000u
@@ -46,6 +47,7 @@ typedef struct {
     zactor_t *actor;          /* device actor running it, NULL after a reload */
     bool over_quota;          /* stopped for its spool quota */
     uint64_t dropped;         /* events dropped past twice the quota */
+    rr_uploads_t *uploads;    /* its artifacts not yet stored by the master (upload.h) */
 } wjob_t;
 
 struct _rr_worker_t {
@@ -76,6 +78,7 @@ static void job_free(wjob_t **job_p)
 {
     if (*job_p) {
         rr_spool_destroy(&(*job_p)->spool);
+        rr_uploads_destroy(&(*job_p)->uploads);
         free(*job_p);
         *job_p = NULL;
     }
@@ -100,6 +103,7 @@ static wjob_t *job_add(rr_worker_t *self, uint64_t id, char *err, size_t errlen)
         return NULL;
     }
     job->sent = rr_spool_acked(job->spool);
+    job->uploads = rr_uploads_new(self->config->artifacts_dir, id);
     zlistx_add_end(self->jobs, job);
     return job;
 }
@@ -169,6 +173,10 @@ static int job_append(wjob_t *job, const uint8_t *data, size_t len)
                 msg.u.job_event.reason ? ": " : "",
                 msg.u.job_event.reason ? msg.u.job_event.reason : "");
     job->dirty = job->dirty || rc == 0;
+    if (rc == 0 && !strcmp(msg.u.job_event.kind, "artifact") && msg.u.job_event.name
+        && msg.u.job_event.value)
+        rr_uploads_add(job->uploads, msg.u.job_event.name, msg.u.job_event.value,
+                       (uint64_t)msg.u.job_event.code);
     free(buf);
     proto_msg_free(&msg);
     return rc;
@@ -198,10 +206,15 @@ static void jobs_sync(rr_worker_t *self)
     }
 }
 
-/* Send what the window allows. Never blocks: EAGAIN leaves it spooled. */
+/* Send what the window allows. Never blocks: EAGAIN leaves it spooled. The
+ * end event waits until the master holds every artifact of the job, so a job
+ * is never reported finished while one is still uploading. */
 static void job_pump(rr_worker_t *self, wjob_t *job)
 {
     uint64_t acked = rr_spool_acked(job->spool), now = rr_mono_ms();
+    uint64_t last = rr_spool_last_seq(job->spool);
+    if (rr_spool_final(job->spool) && rr_uploads_pending(job->uploads) && last > 0)
+        last--;
     if (job->sent < acked)
         job->sent = acked;
     if (job->sent > acked && now - job->waiting_since >= RR_WORKER_RESEND_MS) {
@@ -211,8 +224,9 @@ static void job_pump(rr_worker_t *self, wjob_t *job)
     }
     if (!self->welcomed)
         return;
+    rr_uploads_pump(job->uploads, self->master, now);
     void *sock = zsock_resolve(self->master);
-    while (job->sent < rr_spool_last_seq(job->spool) && job->sent - acked < RR_WORKER_WINDOW) {
+    while (job->sent < last && job->sent - acked < RR_WORKER_WINDOW) {
         uint8_t *data = NULL;
         size_t len = 0;
         if (rr_spool_read(job->spool, job->sent + 1, &data, &len) < 0) {
@@ -274,6 +288,8 @@ static int jobs_reload(rr_worker_t *self, char *err, size_t errlen)
             free(ids);
             return -1;
         }
+        if (rr_uploads_reload(job->uploads, err, errlen) < 0)
+            rr_error("%s", err);
         if (!rr_spool_final(job->spool))
             job_append_end(job, "incomplete", "worker restarted during the job");
         rr_info("job %" PRIu64 ": %zu spooled events to resend", job->id,
@@ -445,6 +461,19 @@ static void on_console_follow(rr_worker_t *self, const proto_console_follow_t *m
     send_ack(self, "consfollow", 0, m->device);
 }
 
+/* An operator types into the console of a device in maintenance (the master
+ * checked; the device actor checks again: the master's view may be stale). */
+static void on_console_input(rr_worker_t *self, const proto_console_input_t *m)
+{
+    wdevice_t *dev = device_find(self, m->device);
+    if (!dev)
+        rr_warn("console input for unknown device %s dropped", m->device);
+    else if (!dev->maintenance)
+        rr_warn("device %s: console input dropped: not in maintenance", m->device);
+    else
+        rr_device_console_input(dev->actor, m->data, m->data_len);
+}
+
 /* Console bytes of DEV for its followers: best-effort, never spooled. */
 static void send_console(rr_worker_t *self, wdevice_t *dev, const uint8_t *data, size_t len)
 {
@@ -474,8 +503,10 @@ static void on_welcome(rr_worker_t *self, const proto_welcome_t *m)
             job_ack(self, job, m->jobs[i].seq);
     }
     /* Everything not acked goes again (the master ignores duplicates). */
-    for (wjob_t *job = zlistx_first(self->jobs); job; job = zlistx_next(self->jobs))
+    for (wjob_t *job = zlistx_first(self->jobs); job; job = zlistx_next(self->jobs)) {
         job->sent = rr_spool_acked(job->spool);
+        rr_uploads_rewind(job->uploads);
+    }
     for (size_t i = 0; i < self->device_count; i++)
         self->devices[i].dirty = true;
     send_heartbeat(self);
@@ -492,6 +523,7 @@ static void handle_error(rr_worker_t *self, const proto_msg_t *msg)
         wjob_t *job = job_find(self, msg->u.error.job);
         if (job && rr_spool_final(job->spool)) {
             rr_warn("job %" PRIu64 ": master does not know it: dropping its spool", job->id);
+            rr_uploads_abandon(job->uploads, "the master does not know the job");
             rr_spool_remove(&job->spool);
             zlistx_delete(self->jobs, zlistx_find(self->jobs, job));
         }
@@ -528,6 +560,16 @@ static void handle_message(rr_worker_t *self, const proto_msg_t *msg)
     case PROTO_MSG_CONSOLE_FOLLOW:
         on_console_follow(self, &msg->u.console_follow);
         break;
+    case PROTO_MSG_CONSOLE_INPUT:
+        on_console_input(self, &msg->u.console_input);
+        break;
+    case PROTO_MSG_ARTIFACT_ACK: {
+        wjob_t *job = job_find(self, msg->u.artifact_ack.job);
+        if (job)
+            rr_uploads_ack(job->uploads, &msg->u.artifact_ack, rr_mono_ms());
+        jobs_pump(self);
+        break;
+    }
     case PROTO_MSG_EVENT_ACK: {
         wjob_t *job = job_find(self, msg->u.event_ack.job);
         if (job)

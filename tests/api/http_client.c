@@ -30,9 +30,15 @@ static const char *www_authenticate(CURL *curl)
     return h->value;
 }
 
-static void perform(zsock_t *pipe, CURL *curl, const char *method, const char *url,
-                    const char *host, const char *auth)
+/* One request: TYPE "" = no body of our own (a POST sends a small fixed one). */
+typedef struct {
+    const char *method, *url, *host, *auth, *type;
+    zchunk_t *body;
+} request_t;
+
+static void perform(zsock_t *pipe, CURL *curl, const request_t *q)
 {
+    const char *method = q->method, *host = q->host, *auth = q->auth;
     zchunk_t *body = zchunk_new(NULL, 0);
     struct curl_slist *headers = NULL;
     char line[256];
@@ -44,15 +50,24 @@ static void perform(zsock_t *pipe, CURL *curl, const char *method, const char *u
         snprintf(line, sizeof line, "Authorization: %s", auth);
         headers = curl_slist_append(headers, line);
     }
+    if (*q->type) {
+        snprintf(line, sizeof line, "Content-Type: %s", q->type);
+        headers = curl_slist_append(headers, line);
+    }
     curl_easy_reset(curl);
-    curl_easy_setopt(curl, CURLOPT_URL, url);
+    curl_easy_setopt(curl, CURLOPT_URL, q->url);
     curl_easy_setopt(curl, CURLOPT_PATH_AS_IS, 1L);
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(curl, CURLOPT_TIMEOUT, 30L);
     curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, body);
-    if (strcmp(method, "POST") == 0)
+    if (*q->type) {
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) zchunk_size(q->body));
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, zchunk_data(q->body));
+        if (strcmp(method, "POST") != 0)
+            curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
+    } else if (strcmp(method, "POST") == 0)
         curl_easy_setopt(curl, CURLOPT_POSTFIELDS, "job_name: x\n");
     else if (strcmp(method, "GET") != 0)
         curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
@@ -76,17 +91,22 @@ static void client_actor(zsock_t *pipe, void *args)
     zsock_signal(pipe, 0);
     while (curl) {
         char *command = NULL, *method = NULL, *url = NULL, *host = NULL, *auth = NULL;
-        if (zsock_recv(pipe, "sssss", &command, &method, &url, &host, &auth) != 0)
+        char *type = NULL;
+        zchunk_t *body = NULL;
+        if (zsock_recv(pipe, "ssssssc", &command, &method, &url, &host, &auth, &type, &body)
+            != 0)
             break;
-        bool term = !command || !method || !url || !host || !auth
+        bool term = !command || !method || !url || !host || !auth || !type || !body
                     || strcmp(command, "$TERM") == 0;
         if (!term)
-            perform(pipe, curl, method, url, host, auth);
+            perform(pipe, curl, &(request_t) { method, url, host, auth, type, body });
         zstr_free(&command);
         zstr_free(&method);
         zstr_free(&url);
         zstr_free(&host);
         zstr_free(&auth);
+        zstr_free(&type);
+        zchunk_destroy(&body);
         if (term)
             break;
     }
@@ -132,8 +152,10 @@ void http_client_destroy(http_client_t **self_p)
     if (!self)
         return;
     zloop_reader_end(self->loop, zactor_sock(self->actor));
-    /* $TERM as the actor expects four strings */
-    zsock_send(self->actor, "sssss", "$TERM", "", "", "", "");
+    /* $TERM in the shape the actor expects */
+    zchunk_t *none = zchunk_new(NULL, 0);
+    zsock_send(self->actor, "ssssssc", "$TERM", "", "", "", "", "", none);
+    zchunk_destroy(&none);
     zactor_destroy(&self->actor);
     http_reply_clear(&self->reply);
     free(self);
@@ -146,14 +168,30 @@ void http_client_send(http_client_t *self, const char *method, const char *path,
     http_client_send_auth(self, method, path, host, NULL);
 }
 
-void http_client_send_auth(http_client_t *self, const char *method, const char *path,
-                           const char *host, const char *authorization)
+static void send_request(http_client_t *self, const char *method, const char *path,
+                         const char *host, const char *authorization, const char *type,
+                         const void *body, size_t len)
 {
     char url[1024];
     snprintf(url, sizeof url, "http://127.0.0.1:%d%s", self->port, path);
     self->got = false;
-    zsock_send(self->actor, "sssss", "REQ", method, url, host ? host : "",
-               authorization ? authorization : "");
+    zchunk_t *chunk = zchunk_new(body, body ? len : 0);
+    zsock_send(self->actor, "ssssssc", "REQ", method, url, host ? host : "",
+               authorization ? authorization : "", type ? type : "", chunk);
+    zchunk_destroy(&chunk);
+}
+
+void http_client_send_auth(http_client_t *self, const char *method, const char *path,
+                           const char *host, const char *authorization)
+{
+    send_request(self, method, path, host, authorization, NULL, NULL, 0);
+}
+
+void http_client_send_body(http_client_t *self, const char *method, const char *path,
+                           const char *authorization, const char *type, const void *body,
+                           size_t len)
+{
+    send_request(self, method, path, NULL, authorization, type, body, len);
 }
 
 static int on_guard(zloop_t *loop, int timer_id, void *arg)

@@ -34,6 +34,12 @@ void http_client_send(http_client_t *self, const char *method, const char *path,
 void http_client_send_auth(http_client_t *self, const char *method, const char *path,
                            const char *host, const char *authorization);
 
+/* Start METHOD PATH with BODY (LEN bytes) sent as Content-Type TYPE (NULL:
+ * no body of its own, as http_client_send_auth); AUTHORIZATION may be NULL. */
+void http_client_send_body(http_client_t *self, const char *method, const char *path,
+                           const char *authorization, const char *type, const void *body,
+                           size_t len);
+
 /* Run the loop until the reply to the last send arrives (0) or TIMEOUT_MS passes (-1). */
 int http_client_wait(http_client_t *self, http_reply_t *reply, uint64_t timeout_ms);
 

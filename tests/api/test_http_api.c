@@ -591,19 +591,23 @@ static void test_dashboard_files_are_served_and_nothing_else(void **state)
     }
 }
 
-static void test_post_is_501_and_other_writes_405(void **state)
+static void test_writes_without_tokens_are_403_and_others_405(void **state)
 {
     ctx_t *c = *state;
     http_reply_t r = { 0 };
     http_client_send(c->client[0], "POST", "/api/v1/jobs", NULL);
     assert_int_equal(http_client_wait(c->client[0], &r, 10000), 0);
-    assert_int_equal(r.status, 501);
-    assert_int_equal(int_of(r.json, "code"), 501);
-    assert_non_null(strstr(str_of(r.json, "error"), "rackrun CLI"));
+    assert_int_equal(r.status, 403);
+    assert_int_equal(int_of(r.json, "code"), 403);
+    assert_non_null(strstr(str_of(r.json, "error"), "HTTP writes need tokens"));
     http_reply_clear(&r);
     http_client_send(c->client[0], "DELETE", "/api/v1/jobs/1", NULL);
     assert_int_equal(http_client_wait(c->client[0], &r, 10000), 0);
-    assert_int_equal(r.status, 501);
+    assert_int_equal(r.status, 403);
+    http_reply_clear(&r);
+    http_client_send(c->client[0], "PUT", "/api/v1/jobs", NULL);
+    assert_int_equal(http_client_wait(c->client[0], &r, 10000), 0);
+    assert_int_equal(r.status, 405);
     http_reply_clear(&r);
     http_client_send(c->client[0], "POST", "/", NULL);
     assert_int_equal(http_client_wait(c->client[0], &r, 10000), 0);
@@ -705,7 +709,7 @@ static void test_tokens_read_token_opens_api_and_metrics(void **state)
     http_reply_clear(&r);
     http_client_send_auth(c->client[0], "POST", "/api/v1/jobs", NULL, "Bearer " ADMIN_TOKEN);
     assert_int_equal(http_client_wait(c->client[0], &r, 10000), 0);
-    assert_int_equal(r.status, 501);                                   /* writes stay 501 */
+    assert_int_equal(r.status, 503);                    /* no master behind this server */
     http_reply_clear(&r);
 }
 
@@ -818,7 +822,7 @@ int main(void)
         T(test_devices_carry_rack_state_and_job),
         T(test_metrics_page_is_strict_prometheus_with_store_values),
         T(test_dashboard_files_are_served_and_nothing_else),
-        T(test_post_is_501_and_other_writes_405),
+        T(test_writes_without_tokens_are_403_and_others_405),
         T(test_foreign_host_header_is_refused_on_loopback),
         T(test_listen_address_is_validated),
         TT(test_tokens_refuse_missing_or_wrong_token_with_401),

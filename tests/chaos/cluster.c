@@ -212,9 +212,10 @@ static int write_master_config(cluster_t *self)
              "http_listen: \"off\"\n"
              "heartbeat_interval: %" PRIu32 "ms\n"
              "heartbeat_timeout: %" PRIu32 "ms\n"
-             "worker_grace: %" PRIu32 "ms\n",
+             "worker_grace: %" PRIu32 "ms\n%s",
              self->dir, self->worker_ep, self->client_ep, self->opts.heartbeat_interval_ms,
-             self->opts.heartbeat_timeout_ms, self->opts.worker_grace_ms);
+             self->opts.heartbeat_timeout_ms, self->opts.worker_grace_ms,
+             self->opts.master_extra ? self->opts.master_extra : "");
     return write_text(cluster_path(self, "master.yaml"), text);
 }
 
@@ -271,7 +272,8 @@ static bool all_idle(cluster_t *self)
     for (size_t i = 0; i < rr_rig_size(self->rig); i++) {
         char state[32] = "";
         if (cluster_device_state(self, cluster_device(self, i), state, sizeof state, NULL, 0)
-            < 0 || strcmp(state, RR_DEVICE_IDLE))
+            < 0 || (self->opts.wait_known_only ? !strcmp(state, RR_DEVICE_OFFLINE)
+                                               : strcmp(state, RR_DEVICE_IDLE) != 0))
             return false;
     }
     return true;

@@ -34,6 +34,9 @@ typedef struct {
     uint32_t ipmi_retries;          /* default 2 */
     uint32_t test_shell_delay_ms;   /* default 1 */
     const char *rig_options;        /* extra rig.py options, may be NULL */
+    const char *master_extra;       /* appended to master.yaml (e.g. health_checks), may be NULL */
+    bool wait_known_only;           /* start: wait until the master knows every device
+                                     * (any state), not until all are idle */
 } cluster_opts_t;
 
 /* Start rig, master and workers; wait until every device is idle (30 s).

@@ -113,7 +113,8 @@ static void test_errors_are_located_and_named(void **state)
                         "worker_endpoint, client_endpoint, http_listen, http_www, http_tokens, "
                         "secret_key, "
                         "worker_keys_dir, client_keys_dir, heartbeat_interval, heartbeat_timeout, "
-                        "worker_grace, max_job_yaml, log_retention_age, log_retention_size)");
+                        "worker_grace, max_job_yaml, log_retention_age, log_retention_size, "
+                        "artifact_quota, health_checks)");
     assert_string_equal(load_error("worker_grace: 10x\n"),
                         "master.yaml:1:15: worker_grace: '10x': unknown unit 'x' (use ms, s, m, h, d)");
     assert_string_equal(load_error("http_listen: 8080\n"),

@@ -304,17 +304,23 @@ static void start_holder(fixture_t *f, bool one_packet)
     assert_int_equal(ok, 'y');
 }
 
+/* A worker held the console (ONE_PACKET: and typed once), then was killed
+ * -9: its session is left active on the BMC. Open ours, power on, prompt. */
+static void kill_holder_then_take_over(fixture_t *f, bool one_packet)
+{
+    start_holder(f, one_packet);
+    kill(f->holder, SIGKILL);
+    waitpid(f->holder, NULL, 0);
+    f->holder = 0;
+    node_at_prompt(f);
+}
+
 /* The worker that held the console was killed: its session is still active
  * on the BMC. A new one takes over and works. */
 static void test_sol_open_takes_over_session_of_killed_worker(void **state)
 {
     fixture_t *f = *state;
-    start_holder(f, false);
-    kill(f->holder, SIGKILL);
-    waitpid(f->holder, NULL, 0);
-    f->holder = 0;
-
-    node_at_prompt(f);
+    kill_holder_then_take_over(f, false);
     type(f, "echo took-$(echo over)\r", 5);
     expect(f, "took-over", OUTPUT_WAIT_MS);
 }
@@ -327,12 +333,7 @@ static void test_sol_open_takes_over_session_of_killed_worker(void **state)
 static void test_sol_first_keystroke_survives_bmc_that_kept_old_sequence(void **state)
 {
     fixture_t *f = *state;
-    start_holder(f, true);
-    kill(f->holder, SIGKILL);
-    waitpid(f->holder, NULL, 0);
-    f->holder = 0;
-
-    node_at_prompt(f);
+    kill_holder_then_take_over(f, true);
     type(f, "echo first-$((40+2))\r", 5);
     expect(f, "first-42", OUTPUT_WAIT_MS);
 }

@@ -8,7 +8,10 @@ the node: power on (ipmi_sim's chassis_control hook, tests/rig/chassisctl)
 prints a U-Boot-like banner and starts an interactive /bin/sh with PS1='# ';
 power off kills the shell's whole session. With --node-kind highbank, power on
 starts tests/rig/highbank/node-qemu.py on that pty instead (QEMU -M highbank: the
-real armhf kernel; see docs/highbank-node.md). Every byte the node prints goes to
+real armhf kernel; see docs/highbank-node.md); with --node-kind uboot it starts
+tests/rig/highbank/node-uboot.py (QEMU -M virt running Debian's U-Boot, which the
+job drives at its prompt to PXE boot from a real dnsmasq serving --tftp-root).
+Every byte the node prints goes to
 nXX/console.out, every byte it receives to nXX/console.in.tsv with a
 CLOCK_MONOTONIC time, every hook call to nXX/hook.log.
 
@@ -45,6 +48,10 @@ BMC_START_TRIES = 5
 BMC_START_TIMEOUT_S = 10
 REBOOT_MIN_INTERVAL_S = 1.0         # a Highbank guest that resets boots again, at most this often
 NODE_QEMU = os.path.join(HERE, "highbank", "node-qemu.py")
+NODE_UBOOT = os.path.join(HERE, "highbank", "node-uboot.py")
+UBOOT_BIN = "/usr/lib/u-boot/qemu_arm/u-boot.bin"
+QEMU_KINDS = ("highbank", "uboot")  # node kinds whose power on starts a QEMU node script
+UBOOT_KERNEL_START = b"Starting kernel"  # U-Boot's last line: the bootloader phase ends
 OUT_PENDING_MAX = 1 << 20           # bytes queued towards a BMC that does not read
 # Get Channel Authentication Capabilities (IPMI 1.5, no session): any BMC answers it.
 BMC_PING = bytes.fromhex("0600ff07" "00" "00000000" "00000000" "09"
@@ -244,6 +251,8 @@ class Node:
         self.last_boot = 0.0
         self.http_port = 0             # highbank: 127.0.0.1 port forwarded to the node's :80
         self.last_rx_ns = 0
+        self.in_bootloader = False     # uboot: between power on and "Starting kernel"
+        self.out_tail = b""            # uboot: the end of the output, to find that line
         self.taps = []
         self.out_pending = bytearray()
         os.makedirs(self.dir, exist_ok=True)
@@ -454,6 +463,8 @@ class Node:
         self.last_boot = time.monotonic()
         if self.rig.args.node_kind == "highbank":
             return self.boot_highbank()
+        if self.rig.args.node_kind == "uboot":
+            return self.boot_uboot()
         info = {"bootdev": self.bootdev, "booted": True}
         lines = ["", f"U-Boot (rackrun rig) {self.name} {self.mac}", f"Boot device: {self.bootdev}"]
         if self.bootdev == "pxe":
@@ -518,6 +529,23 @@ class Node:
                 "--disk", os.path.join(self.dir, "disk.img"), "--http-port", str(self.http_port)]
         if self.rig.args.tftp_root:
             argv += ["--tftp-root", self.rig.args.tftp_root]
+        self.start_node_script(argv)
+        log(f"{self.name}: power on, highbank boot {self.bootdev} (node-qemu.py pid "
+            f"{self.shell_pid})")
+
+    def boot_uboot(self):
+        """node-uboot.py on a fresh pty: QEMU -M virt with U-Boot on the serial line, in a
+        private network namespace with its own dnsmasq serving the TFTP root. The boot
+        device set over IPMI does not matter: U-Boot does what it is told at its prompt."""
+        argv = [sys.executable, "-I", NODE_UBOOT, "--name", self.name, "--mac", self.mac,
+                "--tftp-root", self.rig.args.tftp_root, "--node-dir", self.dir,
+                "--uboot", self.rig.args.uboot]
+        self.in_bootloader = True
+        self.out_tail = b""
+        self.start_node_script(argv)
+        log(f"{self.name}: power on, U-Boot (node-uboot.py pid {self.shell_pid})")
+
+    def start_node_script(self, argv):
         master, slave = os.openpty()
         logfd = os.open(os.path.join(self.dir, "node.log"),
                         os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
@@ -529,8 +557,6 @@ class Node:
         self.shell_pending = bytearray()
         self.rig.sel.register(master, selectors.EVENT_READ, self.on_shell_io)
         write_file(os.path.join(self.dir, "shell.pid"), f"{self.shell_pid}\n")
-        log(f"{self.name}: power on, highbank boot {self.bootdev} (node-qemu.py pid "
-            f"{self.shell_pid})")
 
     def start_shell(self, info):
         master, slave = os.openpty()
@@ -570,7 +596,7 @@ class Node:
         guest that reset or powered itself off (status 0) boots again through U-Boot."""
         self.shell_pid = 0
         self.close_shell_fd()
-        if self.power and self.rig.args.node_kind == "highbank":
+        if self.power and self.rig.args.node_kind in QEMU_KINDS:
             if os.waitstatus_to_exitcode(status) == 0:
                 self.boot_at = max(time.monotonic(), self.last_boot + REBOOT_MIN_INTERVAL_S)
             else:
@@ -586,6 +612,12 @@ class Node:
     def emit(self, data):
         """The node prints DATA: console.out, the SOL pty, the taps."""
         os.write(self.out_fd, data)
+        if self.in_bootloader:
+            seen = self.out_tail + data
+            if UBOOT_KERNEL_START in seen:
+                self.in_bootloader = False
+                log(f"{self.name}: U-Boot started the kernel: serial input is no longer lossy")
+            self.out_tail = seen[-len(UBOOT_KERNEL_START):]
         self.out_pending += data
         if len(self.out_pending) > OUT_PENDING_MAX:
             del self.out_pending[:len(self.out_pending) - OUT_PENDING_MAX]
@@ -616,7 +648,8 @@ class Node:
             fate = "ok"
             if not self.shell_pid or self.shell_fd < 0:
                 fate = "off"
-            elif lossy_ns and self.last_rx_ns and now - self.last_rx_ns < lossy_ns:
+            elif lossy_ns and self.last_rx_ns and now - self.last_rx_ns < lossy_ns \
+                    and self.lossy_now():
                 fate = "drop"
             if source == "sol" and fate != "off":
                 self.watch_sol_burst(now)
@@ -627,6 +660,11 @@ class Node:
         if keep:
             self.shell_pending += keep
             self.flush_shell()
+
+    def lossy_now(self):
+        """--lossy-ms applies to a uboot node while U-Boot runs (a bootloader that
+        cannot buffer serial input; Linux's driver can), to other kinds always."""
+        return self.rig.args.node_kind != "uboot" or self.in_bootloader
 
     def watch_sol_burst(self, now):
         """--sol-burst-ms: a BMC that drops SOL when input comes too fast (the seed's
@@ -795,6 +833,15 @@ class Rig:
                 raise SystemExit(f"rig: no Highbank node image ({dtb} missing): run "
                                  "tests/rig/highbank/build-node-image.sh CACHE and pass "
                                  "--highbank-cache CACHE (or set RR_HIGHBANK_CACHE)")
+        if self.args.node_kind == "uboot":
+            if not self.args.tftp_root:
+                raise SystemExit("rig: --node-kind uboot needs --tftp-root (what dnsmasq serves)")
+            if not os.path.isfile(self.args.uboot):
+                raise SystemExit(f"rig: {self.args.uboot} missing: install u-boot-qemu "
+                                 "(deploy/install-deps.sh)")
+            if os.geteuid() != 0:
+                raise SystemExit("rig: --node-kind uboot needs root (each node gets a private "
+                                 "network namespace for its dnsmasq)")
         LIBC.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)  # orphans of node shells come to us
         self.wake_r, self.wake_w = socket.socketpair()
         self.wake_r.setblocking(False)
@@ -1079,9 +1126,13 @@ def main():
     p.add_argument("--no-stdin", action="store_true", help="ignore stdin (no EOF stop)")
     p.add_argument("--unprivileged-nodes", action="store_true",
                    help="run fast node shells as nobody when the rig runs as root")
-    p.add_argument("--node-kind", choices=("fast", "highbank"), default="fast",
+    p.add_argument("--node-kind", choices=("fast",) + QEMU_KINDS, default="fast",
                    help="fast: a host shell that boots at once (default); highbank: QEMU "
-                        "-M highbank booting the real armhf kernel (docs/highbank-node.md)")
+                        "-M highbank booting the real armhf kernel (docs/highbank-node.md); "
+                   "uboot: QEMU -M virt with Debian's U-Boot, PXE from a real dnsmasq "
+                   "serving --tftp-root (root needed: a network namespace per node)")
+    p.add_argument("--uboot", default=UBOOT_BIN,
+                   help=f"uboot: the U-Boot image (default {UBOOT_BIN}, package u-boot-qemu)")
     p.add_argument("--highbank-cache", default=os.environ.get("RR_HIGHBANK_CACHE"),
                    help="highbank: build-node-image.sh's cache (default $RR_HIGHBANK_CACHE)")
     p.add_argument("--disk-size-mb", type=int, default=256,

@@ -31,11 +31,11 @@ static rr_store_ack_t append_one(rr_store_t *store, const proto_job_event_t *eve
     return ack;
 }
 
-static void test_open_uses_wal_and_schema_version_1(void **state)
+static void test_open_uses_wal_and_the_latest_schema_version(void **state)
 {
     fixture_t *f = *state;
     assert_string_equal(rr_store_journal_mode(f->store), "wal");
-    assert_int_equal(rr_store_schema_version(f->store), 1);
+    assert_int_equal(rr_store_schema_version(f->store), 3);   /* 2: artifacts, 3: health checks */
     /* Ask SQLite itself, through a second connection, that the file is WAL. */
     sqlite3 *db;
     sqlite3_stmt *s;
@@ -501,7 +501,7 @@ static void test_nested_transactions_roll_back_inner_only(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        T(test_open_uses_wal_and_schema_version_1),
+        T(test_open_uses_wal_and_the_latest_schema_version),
         T(test_open_fails_with_context_on_unwritable_path),
         T(test_job_round_trips_info_yaml_and_definition),
         T(test_job_get_unknown_id_is_not_found),

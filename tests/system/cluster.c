@@ -102,13 +102,14 @@ static int mkdir_p(const char *path)
 
 /* ---- processes ---- */
 
-/* Child side: stdin /dev/null, stdout+stderr to LOG (or OUT/ERR), exec. */
-static void child_exec(char *const argv[], const char *out, const char *err, pid_t parent)
+/* Child side: stdin IN (NULL: /dev/null), stdout+stderr to LOG (or OUT/ERR), exec. */
+static void child_exec(char *const argv[], const char *in_path, const char *out,
+                       const char *err, pid_t parent)
 {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent)
         _exit(126);
-    int in = open("/dev/null", O_RDONLY);
+    int in = open(in_path ? in_path : "/dev/null", O_RDONLY);
     int o = open(out, O_WRONLY | O_CREAT | O_APPEND, 0644);
     int e = err ? open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644) : o;
     if (in < 0 || o < 0 || e < 0 || dup2(in, 0) < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0)
@@ -119,13 +120,18 @@ static void child_exec(char *const argv[], const char *out, const char *err, pid
     _exit(127);
 }
 
-static pid_t spawn(char *const argv[], const char *out, const char *err)
+static pid_t spawn_in(char *const argv[], const char *in, const char *out, const char *err)
 {
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid == 0)
-        child_exec(argv, out, err, parent);
+        child_exec(argv, in, out, err, parent);
     return pid;
+}
+
+static pid_t spawn(char *const argv[], const char *out, const char *err)
+{
+    return spawn_in(argv, NULL, out, err);
 }
 
 static void print_tail(const char *title, const char *path)
@@ -833,4 +839,37 @@ char *rr_cluster_deploy_yaml(rr_cluster_t *self, const char *kernel_url, char *b
     }
     append(buf, len, &at, "      append: \"console=ttyAMA0 nosplash\"\n");
     return buf;
+}
+
+/* ---- more clients ---- */
+
+int rr_cluster_add_client(rr_cluster_t *self, const char *name, const char *role)
+{
+    return keygen(self, name, role) < 0 || allow_key(self, "clients.d", name) < 0 ? -1 : 0;
+}
+
+pid_t rr_cluster_cli_start_as(rr_cluster_t *self, const char *client, const char *in_path,
+                              const char *name, const char *arg, ...)
+{
+    char key[PATH_LEN], out_path[PATH_LEN], err_path[PATH_LEN];
+    char *argv[32];
+    size_t n = 0;
+    snprintf(key, sizeof key, "%s/keys/%s_secret", self->dir, client);
+    const char *fixed[] = { self->cli, "--master", self->client_endpoint, "--key", key,
+                            "--master-key", self->master_key, "--timeout", "5s" };
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+        argv[n++] = (char *)fixed[i];
+    va_list ap;
+    va_start(ap, arg);
+    for (const char *a = arg; a && n < 31; a = va_arg(ap, const char *))
+        argv[n++] = (char *)a;
+    va_end(ap);
+    argv[n] = NULL;
+    snprintf(out_path, sizeof out_path, "%s/%s.out", self->dir, name);
+    snprintf(err_path, sizeof err_path, "%s/%s.err", self->dir, name);
+    unlink(out_path);
+    pid_t pid = spawn_in(argv, in_path, out_path, err_path);
+    if (pid < 0)
+        say(self, "rackrun %s (as %s): cannot start: %s", arg, client, strerror(errno));
+    return pid;
 }

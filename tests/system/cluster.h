@@ -108,6 +108,16 @@ int rr_cluster_cli(rr_cluster_t *self, char **out, char **err, const char *arg, 
 pid_t rr_cluster_cli_start(rr_cluster_t *self, const char *name, const char *arg, ...)
     __attribute__((sentinel));
 
+/* Make client certificate NAME with ROLE (read, submit, admin) and allow it
+ * (the master rereads its allow-list within moments). 0 or -1. */
+int rr_cluster_add_client(rr_cluster_t *self, const char *name, const char *role);
+
+/* As rr_cluster_cli_start, as client CLIENT (rr_cluster_add_client) and with
+ * stdin from the file IN_PATH (NULL: /dev/null). Its pid, or -1. */
+pid_t rr_cluster_cli_start_as(rr_cluster_t *self, const char *client, const char *in_path,
+                              const char *name, const char *arg, ...)
+    __attribute__((sentinel));
+
 /* `rackrun submit` of YAML (written to a file first). Returns the CLI's exit
  * code; on 0, *JOB is the new id; *ERR (may be NULL) gets its stderr. */
 int rr_cluster_submit(rr_cluster_t *self, const char *yaml, uint64_t *job, char **err);
