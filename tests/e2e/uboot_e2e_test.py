@@ -14,10 +14,10 @@ binaries (rackrun-master, rackrun-worker, rackrun), as rackrun_e2e_test.py.
                              dnsmasq's log shows it sent the config, kernel, initrd;
                              then a job without deploy: "pxe get failed: Config
                              file not found"
-  uboot_e2e_test.py lossy    rig --lossy-ms 30 (U-Boot drops characters closer than
-                             30 ms): serial.bootloader_delay_ms 0 fails, naming the
+  uboot_e2e_test.py lossy    rig --lossy-ms 20 (U-Boot drops characters closer than
+                             20 ms): serial.bootloader_delay_ms 0 fails, naming the
                              lost characters (the garbled echo is in the log);
-                             bootloader_delay_ms 50 completes
+                             bootloader_delay_ms 40 completes
 
 Exit 77 (ctest: skipped) only when qemu-system-arm cannot boot U-Boot at all.
 """
@@ -137,7 +137,7 @@ actions:
 
 
 def case_lossy(work):
-    c = UbootCluster(work, 2, ["--lossy-ms", "30"], {"uboot-fast": 0, "uboot-paced": 50})
+    c = UbootCluster(work, 2, ["--lossy-ms", "20"], {"uboot-fast": 0, "uboot-paced": 40})
     try:
         shas = e2e.publish_boot_files(c.www)
         job = c.submit("fast", uboot_job("lossy-fast", "uboot-fast", c.http_port, shas))
@@ -150,12 +150,12 @@ def case_lossy(work):
         console = console_of(events).decode(errors="replace")
         check("=> setenv autoload no" not in console and "Starting kernel" not in console,
               f"job {job}: the command arrived whole or the kernel started: see the log")
-        print(f"bootloader_delay_ms 0 at --lossy-ms 30: {reason}")
+        print(f"bootloader_delay_ms 0 at --lossy-ms 20: {reason}")
         start = time.monotonic()
         job = c.submit("paced", uboot_job("lossy-paced", "uboot-paced", c.http_port, shas))
         summary, events = c.wait(job, 150)
         check_booted(c, job, summary, events, c.rig_json["nodes"][1])
-        print(f"bootloader_delay_ms 50 at --lossy-ms 30: job {job} complete in "
+        print(f"bootloader_delay_ms 40 at --lossy-ms 20: job {job} complete in "
               f"{time.monotonic() - start:.1f} s")
     finally:
         c.close()
