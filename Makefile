@@ -37,12 +37,8 @@ test-fuzz: deps
 	@cd $(FUZZ_BUILD) && ctest --output-on-failure -L '^fuzz$$' $(CTEST_ARGS)
 
 # The main suite runs last so that its ctest summary is the closing line.
-# test_chaos (100 jobs under seeded kill -9 of master, workers, BMCs) runs with
-# `make test-chaos`, not here: about one run in three still records a console gap
-# no fault explains (a 4 s SOL stall on the emulated rack, docs/reliability.md), and a
-# test that fails by chance must not decide whether a change lands. The fault tests
-# of the chaos label (test_faults, test_verify) do run here.
-TEST_EXCLUDE ?= ^test_chaos$$
+# TEST_EXCLUDE=REGEX leaves tests out of a hand run (ctest -E).
+TEST_EXCLUDE ?=
 test-main: build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -LE '^fuzz$$' \
 	  $(if $(TEST_EXCLUDE),-E '$(TEST_EXCLUDE)') $(CTEST_ARGS)
