@@ -136,6 +136,35 @@ static void expect_error(const http_reply_t *r, int status, const char *text)
     assert_int_equal(json_integer_value(json_object_get(r->json, "code")), status);
 }
 
+/* METHOD PATH without a body as TOKEN: refused with STATUS and an error mentioning TEXT. */
+static void expect_refused(ctx_t *c, const char *method, const char *path, const char *token,
+                           int status, const char *text)
+{
+    http_reply_t r = { 0 };
+    request(c, method, path, token, NULL, NULL, 0, &r);
+    expect_error(&r, status, text);
+    http_reply_clear(&r);
+}
+
+/* POST YAML as TOKEN: refused with STATUS and an error mentioning TEXT. */
+static void expect_yaml_refused(ctx_t *c, const char *token, const char *yaml, int status,
+                                const char *text)
+{
+    http_reply_t r = { 0 };
+    post_yaml(c, token, yaml, &r);
+    expect_error(&r, status, text);
+    http_reply_clear(&r);
+}
+
+/* GET /api/v1/jobs as TOKEN answers 200 with no job: nothing was queued. */
+static void expect_no_jobs(ctx_t *c, const char *token)
+{
+    http_reply_t r = { 0 };
+    assert_int_equal(request(c, "GET", "/api/v1/jobs", token, NULL, NULL, 0, &r), 200);
+    assert_int_equal(json_array_size(json_object_get(r.json, "jobs")), 0);
+    http_reply_clear(&r);
+}
+
 /* Submit GOOD_YAML with the submit token: the new job's id. */
 static uint64_t submit_good(ctx_t *c)
 {
@@ -218,24 +247,16 @@ static void test_read_token_is_403_and_no_token_401(void **state)
 {
     ctx_t *c = *state;
     http_reply_t r = { 0 };
-    post_yaml(c, READ_TOKEN, GOOD_YAML, &r);
-    expect_error(&r, 403, "role submit");
-    http_reply_clear(&r);
+    expect_yaml_refused(c, READ_TOKEN, GOOD_YAML, 403, "role submit");
     post_yaml(c, NULL, GOOD_YAML, &r);
     expect_error(&r, 401, "bearer token");
     assert_string_equal(r.www_authenticate, "Bearer");
     http_reply_clear(&r);
-    post_yaml(c, "not-a-token", GOOD_YAML, &r);
-    expect_error(&r, 401, "bearer token");
-    http_reply_clear(&r);
-    request(c, "POST", "/api/v1/jobs/1/cancel", READ_TOKEN, NULL, NULL, 0, &r);
-    expect_error(&r, 403, "role submit");
-    http_reply_clear(&r);
+    expect_yaml_refused(c, "not-a-token", GOOD_YAML, 401, "bearer token");
+    expect_refused(c, "POST", "/api/v1/jobs/1/cancel", READ_TOKEN, 403, "role submit");
 
     /* Nothing was queued by the refused requests. */
-    assert_int_equal(request(c, "GET", "/api/v1/jobs", READ_TOKEN, NULL, NULL, 0, &r), 200);
-    assert_int_equal(json_array_size(json_object_get(r.json, "jobs")), 0);
-    http_reply_clear(&r);
+    expect_no_jobs(c, READ_TOKEN);
 }
 
 static void test_cancel_queued_job_ends_canceled(void **state)
@@ -252,9 +273,7 @@ static void test_cancel_queued_job_ends_canceled(void **state)
     assert_string_equal(job_state(c, first, buf, sizeof buf), "finished/canceled");
 
     /* Finished: a second cancel conflicts. */
-    request(c, "POST", path, SUBMIT_TOKEN, NULL, NULL, 0, &r);
-    expect_error(&r, 409, "already finished");
-    http_reply_clear(&r);
+    expect_refused(c, "POST", path, SUBMIT_TOKEN, 409, "already finished");
 
     /* DELETE is the same cancel; the other job is untouched until then. */
     assert_string_equal(job_state(c, second, buf, sizeof buf), "queued");
@@ -267,13 +286,8 @@ static void test_cancel_queued_job_ends_canceled(void **state)
 static void test_cancel_unknown_job_is_404(void **state)
 {
     ctx_t *c = *state;
-    http_reply_t r = { 0 };
-    request(c, "POST", "/api/v1/jobs/424242/cancel", SUBMIT_TOKEN, NULL, NULL, 0, &r);
-    expect_error(&r, 404, "424242");
-    http_reply_clear(&r);
-    request(c, "PUT", "/api/v1/jobs/1", ADMIN_TOKEN, NULL, NULL, 0, &r);
-    expect_error(&r, 405, "PUT");
-    http_reply_clear(&r);
+    expect_refused(c, "POST", "/api/v1/jobs/424242/cancel", SUBMIT_TOKEN, 404, "424242");
+    expect_refused(c, "PUT", "/api/v1/jobs/1", ADMIN_TOKEN, 405, "PUT");
 }
 
 static void test_oversize_body_is_413(void **state)
@@ -297,32 +311,24 @@ static void test_oversize_body_is_413(void **state)
 static void test_without_tokens_writes_are_refused(void **state)
 {
     ctx_t *c = *state;
-    http_reply_t r = { 0 };
-    post_yaml(c, NULL, GOOD_YAML, &r);
-    expect_error(&r, 403, "HTTP writes need tokens: set http_tokens");
-    http_reply_clear(&r);
-    request(c, "DELETE", "/api/v1/jobs/1", NULL, NULL, NULL, 0, &r);
-    expect_error(&r, 403, "HTTP writes need tokens");
-    http_reply_clear(&r);
-    assert_int_equal(request(c, "GET", "/api/v1/jobs", NULL, NULL, NULL, 0, &r), 200);
-    assert_int_equal(json_array_size(json_object_get(r.json, "jobs")), 0);
-    http_reply_clear(&r);
+    expect_yaml_refused(c, NULL, GOOD_YAML, 403, "HTTP writes need tokens: set http_tokens");
+    expect_refused(c, "DELETE", "/api/v1/jobs/1", NULL, 403, "HTTP writes need tokens");
+    expect_no_jobs(c, NULL);
 }
+
+#define T(test) cmocka_unit_test_setup_teardown(test, setup, teardown)
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_submit_returns_an_id_that_shows_queued, setup,
+        T(test_submit_returns_an_id_that_shows_queued),
+        T(test_bad_yaml_is_400_naming_line_and_column),
+        T(test_read_token_is_403_and_no_token_401),
+        T(test_cancel_queued_job_ends_canceled),
+        T(test_cancel_unknown_job_is_404),
+        T(test_oversize_body_is_413),
+        cmocka_unit_test_setup_teardown(test_without_tokens_writes_are_refused, setup_no_tokens,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_bad_yaml_is_400_naming_line_and_column, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_read_token_is_403_and_no_token_401, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_cancel_queued_job_ends_canceled, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cancel_unknown_job_is_404, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_oversize_body_is_413, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_without_tokens_writes_are_refused,
-                                        setup_no_tokens, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

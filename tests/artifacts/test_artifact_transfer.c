@@ -37,6 +37,7 @@
 #include "digest.h"
 #include "proto.h"
 #include "rig.h"
+#include "testtime.h"
 #include "tmpdir.h"
 
 #define PATH_LEN 4096
@@ -56,19 +57,6 @@ typedef struct {
 } art_t;
 
 /* ---- small helpers ---- */
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void nap_ms(long ms)
-{
-    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-    nanosleep(&ts, NULL);
-}
 
 static const char *path_in(art_t *a, int slot, const char *name)
 {
@@ -120,14 +108,14 @@ static int reap(pid_t *pid, int sig)
         return 0;
     kill(*pid, SIGCONT);
     kill(*pid, sig);
-    int64_t deadline = now_ms() + 10000;
+    int64_t deadline = testtime_now_ms() + 10000;
     while (waitpid(*pid, &status, WNOHANG) == 0) {
-        if (now_ms() > deadline) {
+        if (testtime_now_ms() > deadline) {
             kill(*pid, SIGKILL);
             waitpid(*pid, &status, 0);
             break;
         }
-        nap_ms(10);
+        testtime_nap_ms(10);
     }
     *pid = 0;
     return status;
@@ -217,7 +205,7 @@ static char *db_text(art_t *a, char *buf, size_t len, const char *fmt, ...)
 static bool wait_db(art_t *a, const char *want, int timeout_ms, const char *sql)
 {
     char got[256];
-    for (int64_t end = now_ms() + timeout_ms; now_ms() < end; nap_ms(50))
+    for (int64_t end = testtime_now_ms() + timeout_ms; testtime_now_ms() < end; testtime_nap_ms(50))
         if (!strcmp(db_text(a, got, sizeof got, "%s", sql), want))
             return true;
     fprintf(stderr, "waited %d ms for '%s' to give '%s': got '%s'\n", timeout_ms, sql, want, got);
@@ -326,8 +314,8 @@ static int cli(art_t *a, char **out, const char *first, ...)
     unlink(out_path);
     pid_t pid = spawn(argv, out_path, err_path);
     int status = -1;
-    for (int64_t end = now_ms() + CLI_TIMEOUT_MS; waitpid(pid, &status, WNOHANG) == 0; nap_ms(10))
-        if (now_ms() > end)
+    for (int64_t end = testtime_now_ms() + CLI_TIMEOUT_MS; waitpid(pid, &status, WNOHANG) == 0; testtime_nap_ms(10))
+        if (testtime_now_ms() > end)
             reap(&pid, SIGKILL);
     if (out)
         *out = tmpdir_slurp(out_path, NULL);
@@ -431,9 +419,9 @@ static void test_master_killed_mid_upload_still_ends_with_the_whole_file(void **
     uint64_t job = submit_transfer(a, "big.bin");
     snprintf(part, sizeof part, "%s/artifacts/%" PRIu64 ".partial/big.bin", a->dir, job);
     struct stat st = { 0 };
-    int64_t end = now_ms() + JOB_TIMEOUT_MS;
-    while ((stat(part, &st) < 0 || st.st_size < PROTO_ARTIFACT_CHUNK) && now_ms() < end)
-        nap_ms(2);
+    int64_t end = testtime_now_ms() + JOB_TIMEOUT_MS;
+    while ((stat(part, &st) < 0 || st.st_size < PROTO_ARTIFACT_CHUNK) && testtime_now_ms() < end)
+        testtime_nap_ms(2);
     /* Stopped at once, then checked: the upload must really be cut in the middle. */
     kill(a->master, SIGSTOP);
     assert_int_equal(stat(part, &st), 0);

@@ -149,14 +149,21 @@ static rr_health_verdict_t end_job(fixture_t *f, uint64_t job, const char *outco
     return verdict;
 }
 
-/* The health check on d1 runs and passes at NOW. */
-static void check_passes(fixture_t *f, uint64_t now)
+/* The health pass at NOW starts the check on d1; it runs and ends with
+ * OUTCOME (REASON), which must give VERDICT. */
+static void check_ends(fixture_t *f, uint64_t now, const char *outcome, const char *reason,
+                       rr_health_verdict_t verdict)
 {
     started_t s = pass(f, now);
     assert_int_equal(s.count, 1);
     char why[512];
-    assert_int_equal(end_job(f, s.jobs[0], RR_OUTCOME_COMPLETE, NULL, now, why, sizeof why),
-                     RR_HEALTH_PASSED);
+    assert_int_equal(end_job(f, s.jobs[0], outcome, reason, now, why, sizeof why), verdict);
+}
+
+/* The health check on d1 runs and passes at NOW. */
+static void check_passes(fixture_t *f, uint64_t now)
+{
+    check_ends(f, now, RR_OUTCOME_COMPLETE, NULL, RR_HEALTH_PASSED);
 }
 
 /* A normal job of type hb runs on d1 and completes. */
@@ -291,20 +298,14 @@ static void test_failed_result_makes_the_device_bad_with_the_reason(void **state
 static void test_incomplete_check_makes_the_device_bad(void **state)
 {
     fixture_t *f = *state;
-    started_t s = pass(f, T0);
-    char why[512];
-    assert_int_equal(end_job(f, s.jobs[0], RR_OUTCOME_INCOMPLETE, "boot: no prompt", T0, why,
-                             sizeof why), RR_HEALTH_FAILED);
+    check_ends(f, T0, RR_OUTCOME_INCOMPLETE, "boot: no prompt", RR_HEALTH_FAILED);
     device_state(f, "d1", RR_DEVICE_BAD, "failed: incomplete: boot: no prompt");
 }
 
 static void test_canceled_check_leaves_the_device_idle_and_due(void **state)
 {
     fixture_t *f = *state;
-    started_t s = pass(f, T0);
-    char why[512];
-    assert_int_equal(end_job(f, s.jobs[0], RR_OUTCOME_CANCELED, "operator", T0, why,
-                             sizeof why), RR_HEALTH_ABORTED);
+    check_ends(f, T0, RR_OUTCOME_CANCELED, "operator", RR_HEALTH_ABORTED);
     device_state(f, "d1", RR_DEVICE_IDLE, NULL);
     assert_int_equal(pass(f, T0 + 1).count, 1);
 }
@@ -312,9 +313,7 @@ static void test_canceled_check_leaves_the_device_idle_and_due(void **state)
 static void test_master_bad_mark_outlives_worker_reports_and_loss(void **state)
 {
     fixture_t *f = *state;
-    started_t s = pass(f, T0);
-    char why[512];
-    end_job(f, s.jobs[0], RR_OUTCOME_INCOMPLETE, "x", T0, why, sizeof why);
+    check_ends(f, T0, RR_OUTCOME_INCOMPLETE, "x", RR_HEALTH_FAILED);
     proto_devstate_t idle = { .name = "d1", .state = "idle" };
     assert_ok(f->store, rr_store_device_report(f->store, "w1", &idle));
     device_state(f, "d1", RR_DEVICE_BAD, "health check job");

@@ -268,6 +268,73 @@ static const char *worker_state(fixture_t *f, const char *worker)
     return state;
 }
 
+/* The next message on SOCK is an ERROR with CODE (and TEXT in its text, unless NULL). */
+static void expect_error(zsock_t *sock, const char *code, const char *text)
+{
+    proto_msg_t msg;
+    assert_int_equal(peer_recv(sock, WAIT_MS, &msg), 0);
+    assert_int_equal(msg.type, PROTO_MSG_ERROR);
+    assert_string_equal(msg.u.error.code, code);
+    if (text)
+        assert_non_null(strstr(msg.u.error.text, text));
+    proto_msg_free(&msg);
+}
+
+/* Send MSG as the client; the next reply must be OK. */
+static void client_ok(fixture_t *f, proto_msg_t *msg)
+{
+    client_send(f, msg);
+    proto_msg_t reply;
+    assert_int_equal(peer_recv(f->client, WAIT_MS, &reply), 0);
+    assert_int_equal(reply.type, PROTO_MSG_OK);
+    proto_msg_free(&reply);
+}
+
+/* JOB is in STATE now (and has OUTCOME, unless NULL). */
+static void expect_job(fixture_t *f, uint64_t job, const char *state, const char *outcome)
+{
+    proto_msg_t reply;
+    job_detail(f, job, &reply);
+    assert_string_equal(reply.u.job_detail.info->state, state);
+    if (outcome)
+        assert_string_equal(reply.u.job_detail.info->outcome, outcome);
+    proto_msg_free(&reply);
+}
+
+/* Wait until JOB is finished; it must have OUTCOME. */
+static void expect_job_ends(fixture_t *f, uint64_t job, const char *outcome)
+{
+    proto_msg_t reply;
+    wait_job_state(f, job, "finished", &reply);
+    assert_string_equal(reply.u.job_detail.info->outcome, outcome);
+    proto_msg_free(&reply);
+}
+
+/* The client's next replies: JOB_EVENTs with seq FROM..TO in order (of KIND, unless NULL). */
+static void expect_client_events(fixture_t *f, uint64_t from, uint64_t to, const char *kind)
+{
+    proto_msg_t reply;
+    for (uint64_t seq = from; seq <= to; seq++) {
+        assert_int_equal(peer_recv(f->client, WAIT_MS, &reply), 0);
+        assert_int_equal(reply.type, PROTO_MSG_JOB_EVENT);
+        assert_int_equal(reply.u.job_event.seq, seq);
+        if (kind)
+            assert_string_equal(reply.u.job_event.kind, kind);
+        proto_msg_free(&reply);
+    }
+}
+
+/* The client's next reply: LOGS_END with LAST_SEQ and FINISHED. */
+static void expect_logs_end(fixture_t *f, uint64_t last_seq, bool finished)
+{
+    proto_msg_t reply;
+    assert_int_equal(peer_recv(f->client, WAIT_MS, &reply), 0);
+    assert_int_equal(reply.type, PROTO_MSG_LOGS_END);
+    assert_int_equal(reply.u.logs_end.last_seq, last_seq);
+    assert_int_equal(reply.u.logs_end.finished, finished);
+    proto_msg_free(&reply);
+}
+
 /* Worker online, one job submitted, started on hb-01 and accepted. */
 static uint64_t running_job(fixture_t *f)
 {
@@ -330,11 +397,7 @@ static void test_heartbeat_before_hello_gets_hello_required(void **state)
 {
     fixture_t *f = *state;
     send_heartbeat(f->worker, 1);
-    proto_msg_t msg;
-    assert_int_equal(peer_recv(f->worker, WAIT_MS, &msg), 0);
-    assert_int_equal(msg.type, PROTO_MSG_ERROR);
-    assert_string_equal(msg.u.error.code, "hello_required");
-    proto_msg_free(&msg);
+    expect_error(f->worker, "hello_required", NULL);
 }
 
 static void test_worker_lost_after_heartbeat_timeout_and_devices_offline(void **state)
@@ -360,10 +423,7 @@ static void test_worker_lost_after_heartbeat_timeout_and_devices_offline(void **
     /* lost means no scheduling: a job stays queued */
     uint64_t job = submit(f, JOB_YAML("50"));
     zclock_sleep(200);
-    proto_msg_t reply;
-    job_detail(f, job, &reply);
-    assert_string_equal(reply.u.job_detail.info->state, "queued");
-    proto_msg_free(&reply);
+    expect_job(f, job, "queued", NULL);
 }
 
 static void test_lost_worker_jobs_end_incomplete_after_grace(void **state)
@@ -375,9 +435,7 @@ static void test_lost_worker_jobs_end_incomplete_after_grace(void **state)
     proto_msg_free(&reply);
     /* silent from now: lost after 500 ms, the job ends 300 ms later */
     zclock_sleep(600);
-    job_detail(f, job, &reply);
-    assert_string_equal(reply.u.job_detail.info->state, "running");
-    proto_msg_free(&reply);
+    expect_job(f, job, "running", NULL);
     wait_job_state(f, job, "finished", &reply);
     assert_string_equal(reply.u.job_detail.info->outcome, "incomplete");
     assert_string_equal(reply.u.job_detail.info->reason, "worker lost");
@@ -412,9 +470,7 @@ static void test_welcome_lists_the_acked_seq_of_a_job_the_worker_still_has(void 
     assert_int_equal(msg.u.welcome.jobs[0].job, job);
     assert_int_equal(msg.u.welcome.jobs[0].seq, 2);
     proto_msg_free(&msg);
-    job_detail(f, job, &msg);
-    assert_string_equal(msg.u.job_detail.info->state, "running");
-    proto_msg_free(&msg);
+    expect_job(f, job, "running", NULL);
 }
 
 static void test_master_restart_resumes_the_stream_of_a_job_its_worker_still_has(void **state)
@@ -427,10 +483,7 @@ static void test_master_restart_resumes_the_stream_of_a_job_its_worker_still_has
     restart_master(f);
 
     send_heartbeat(f->worker, 9);                   /* the new master does not know it */
-    assert_int_equal(peer_recv(f->worker, WAIT_MS, &msg), 0);
-    assert_int_equal(msg.type, PROTO_MSG_ERROR);
-    assert_string_equal(msg.u.error.code, "hello_required");
-    proto_msg_free(&msg);
+    expect_error(f->worker, "hello_required", NULL);
     proto_jobseq_t jobs[] = { { .job = job, .seq = 3 } };
     send_hello_jobs(f->worker, "w1", PROTO_VERSION_MIN, PROTO_VERSION, jobs, 1);
     assert_int_equal(peer_expect(f->worker, PROTO_MSG_WELCOME, WAIT_MS, &msg), 0);
@@ -439,9 +492,7 @@ static void test_master_restart_resumes_the_stream_of_a_job_its_worker_still_has
     proto_msg_free(&msg);
     send_event(f->worker, job, 3, "end", NULL, "complete");
     expect_acked(f->worker, job, 3);
-    wait_job_state(f, job, "finished", &msg);
-    assert_string_equal(msg.u.job_detail.info->outcome, "complete");
-    proto_msg_free(&msg);
+    expect_job_ends(f, job, "complete");
 }
 
 static void test_master_restart_gives_a_new_epoch_and_resends_unaccepted_job_start(void **state)
@@ -521,9 +572,7 @@ static void test_events_are_acked_with_the_highest_contiguous_seq(void **state)
     expect_acked(f->worker, job, 4);
     send_event(f->worker, job, 5, "end", NULL, "complete");
     expect_acked(f->worker, job, 5);
-    wait_job_state(f, job, "finished", &msg);
-    assert_string_equal(msg.u.job_detail.info->outcome, "complete");
-    proto_msg_free(&msg);
+    expect_job_ends(f, job, "complete");
     assert_string_equal(device_state(f, "hb-01"), "idle");
 }
 
@@ -583,10 +632,7 @@ static void test_higher_priority_job_is_dispatched_first(void **state)
     assert_true(low < high && high < medium);
     worker_online(f);                                  /* one highbank device comes up */
     assert_int_equal(expect_start(f->worker, NULL), high);
-    proto_msg_t reply;
-    job_detail(f, low, &reply);
-    assert_string_equal(reply.u.job_detail.info->state, "queued");
-    proto_msg_free(&reply);
+    expect_job(f, low, "queued", NULL);
 }
 
 static void test_cancel_of_a_queued_job_ends_it_canceled(void **state)
@@ -595,16 +641,10 @@ static void test_cancel_of_a_queued_job_ends_it_canceled(void **state)
     uint64_t job = submit(f, JOB_YAML("50"));
     proto_msg_t msg = { .type = PROTO_MSG_CANCEL };
     msg.u.cancel.job = job;
-    client_send(f, &msg);
-    proto_msg_t reply;
-    assert_int_equal(peer_recv(f->client, WAIT_MS, &reply), 0);
-    assert_int_equal(reply.type, PROTO_MSG_OK);
-    proto_msg_free(&reply);
-    job_detail(f, job, &reply);
-    assert_string_equal(reply.u.job_detail.info->state, "finished");
-    assert_string_equal(reply.u.job_detail.info->outcome, "canceled");
-    proto_msg_free(&reply);
-    worker_online(f);                                  /* nothing left to start */
+    client_ok(f, &msg);
+    expect_job(f, job, "finished", "canceled");
+    worker_online(f);
+    proto_msg_t reply;                                  /* nothing left to start */
     assert_int_equal(peer_expect(f->worker, PROTO_MSG_JOB_START, QUIET_MS, &reply), -1);
 }
 
@@ -614,24 +654,17 @@ static void test_cancel_of_a_running_job_sends_job_cancel_until_acked(void **sta
     uint64_t job = running_job(f);
     proto_msg_t msg = { .type = PROTO_MSG_CANCEL };
     msg.u.cancel.job = job;
-    client_send(f, &msg);
+    client_ok(f, &msg);
     proto_msg_t reply;
-    assert_int_equal(peer_recv(f->client, WAIT_MS, &reply), 0);
-    assert_int_equal(reply.type, PROTO_MSG_OK);
-    proto_msg_free(&reply);
     for (int i = 0; i < 2; i++) {                      /* sent, then re-sent */
         assert_int_equal(peer_expect(f->worker, PROTO_MSG_JOB_CANCEL, WAIT_MS, &reply), 0);
         assert_int_equal(reply.u.job_cancel.job, job);
         proto_msg_free(&reply);
     }
     send_ack(f->worker, "jcancel", job);
-    job_detail(f, job, &reply);
-    assert_string_equal(reply.u.job_detail.info->state, "canceling");
-    proto_msg_free(&reply);
+    expect_job(f, job, "canceling", NULL);
     send_event(f->worker, job, 2, "end", NULL, "canceled");
-    wait_job_state(f, job, "finished", &reply);
-    assert_string_equal(reply.u.job_detail.info->outcome, "canceled");
-    proto_msg_free(&reply);
+    expect_job_ends(f, job, "canceled");
 }
 
 static void test_cancel_of_an_unknown_job_gets_not_found(void **state)
@@ -640,11 +673,7 @@ static void test_cancel_of_an_unknown_job_gets_not_found(void **state)
     proto_msg_t msg = { .type = PROTO_MSG_CANCEL };
     msg.u.cancel.job = 999;
     client_send(f, &msg);
-    proto_msg_t reply;
-    assert_int_equal(peer_recv(f->client, WAIT_MS, &reply), 0);
-    assert_int_equal(reply.type, PROTO_MSG_ERROR);
-    assert_string_equal(reply.u.error.code, "not_found");
-    proto_msg_free(&reply);
+    expect_error(f->client, "not_found", NULL);
 }
 
 /* ---- logs ---- */
@@ -659,19 +688,8 @@ static void test_logs_returns_the_stored_events_then_logs_end(void **state)
     proto_msg_t msg = { .type = PROTO_MSG_LOGS };
     msg.u.logs = (proto_logs_t) { .job = job, .from = 1 };
     client_send(f, &msg);
-    proto_msg_t reply;
-    for (uint64_t seq = 2; seq <= 3; seq++) {
-        assert_int_equal(peer_recv(f->client, WAIT_MS, &reply), 0);
-        assert_int_equal(reply.type, PROTO_MSG_JOB_EVENT);
-        assert_int_equal(reply.u.job_event.seq, seq);
-        assert_string_equal(reply.u.job_event.kind, "log");
-        proto_msg_free(&reply);
-    }
-    assert_int_equal(peer_recv(f->client, WAIT_MS, &reply), 0);
-    assert_int_equal(reply.type, PROTO_MSG_LOGS_END);
-    assert_int_equal(reply.u.logs_end.last_seq, 3);
-    assert_false(reply.u.logs_end.finished);
-    proto_msg_free(&reply);
+    expect_client_events(f, 2, 3, "log");
+    expect_logs_end(f, 3, false);
 }
 
 static void test_logs_follow_pushes_events_until_the_job_ends(void **state)
@@ -689,17 +707,8 @@ static void test_logs_follow_pushes_events_until_the_job_ends(void **state)
     send_event(f->worker, job, 3, "log", NULL, "early");            /* held back: 2 missing */
     send_event(f->worker, job, 2, "log", NULL, "late");
     send_event(f->worker, job, 4, "end", NULL, "complete");
-    for (uint64_t seq = 2; seq <= 4; seq++) {
-        assert_int_equal(peer_recv(f->client, WAIT_MS, &reply), 0);
-        assert_int_equal(reply.type, PROTO_MSG_JOB_EVENT);
-        assert_int_equal(reply.u.job_event.seq, seq);
-        proto_msg_free(&reply);
-    }
-    assert_int_equal(peer_recv(f->client, WAIT_MS, &reply), 0);
-    assert_int_equal(reply.type, PROTO_MSG_LOGS_END);
-    assert_true(reply.u.logs_end.finished);
-    assert_int_equal(reply.u.logs_end.last_seq, 4);
-    proto_msg_free(&reply);
+    expect_client_events(f, 2, 4, NULL);
+    expect_logs_end(f, 4, true);
 }
 
 static void test_logs_of_an_unknown_job_gets_not_found(void **state)
@@ -708,11 +717,7 @@ static void test_logs_of_an_unknown_job_gets_not_found(void **state)
     proto_msg_t msg = { .type = PROTO_MSG_LOGS };
     msg.u.logs.job = 77;
     client_send(f, &msg);
-    proto_msg_t reply;
-    assert_int_equal(peer_recv(f->client, WAIT_MS, &reply), 0);
-    assert_int_equal(reply.type, PROTO_MSG_ERROR);
-    assert_string_equal(reply.u.error.code, "not_found");
-    proto_msg_free(&reply);
+    expect_error(f->client, "not_found", NULL);
 }
 
 /* ---- devices ---- */
@@ -723,11 +728,8 @@ static void test_device_set_maintenance_is_sent_to_the_worker_until_acked(void *
     worker_online(f);
     proto_msg_t msg = { .type = PROTO_MSG_DEVICE_SET };
     msg.u.device_set = (proto_device_set_t) { .device = "hb-01", .maintenance = true };
-    client_send(f, &msg);
+    client_ok(f, &msg);
     proto_msg_t reply;
-    assert_int_equal(peer_recv(f->client, WAIT_MS, &reply), 0);
-    assert_int_equal(reply.type, PROTO_MSG_OK);
-    proto_msg_free(&reply);
     assert_string_equal(device_state(f, "hb-01"), "maintenance");
     assert_int_equal(peer_expect(f->worker, PROTO_MSG_DEVICE_SET, WAIT_MS, &reply), 0);
     assert_string_equal(reply.u.device_set.device, "hb-01");
@@ -796,12 +798,7 @@ static void test_worker_message_on_the_client_endpoint_gets_error(void **state)
 {
     fixture_t *f = *state;
     send_hello(f->client, "w1", PROTO_VERSION_MIN, PROTO_VERSION);
-    proto_msg_t msg;
-    assert_int_equal(peer_recv(f->client, WAIT_MS, &msg), 0);
-    assert_int_equal(msg.type, PROTO_MSG_ERROR);
-    assert_string_equal(msg.u.error.code, "bad_message");
-    assert_non_null(strstr(msg.u.error.text, "hello"));
-    proto_msg_free(&msg);
+    expect_error(f->client, "bad_message", "hello");
     assert_string_equal(worker_state(f, "w1"), "(none)");
 }
 

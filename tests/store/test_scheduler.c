@@ -39,6 +39,25 @@ static const char *job_state(fixture_t *f, uint64_t job, char *buf, size_t len)
     return buf;
 }
 
+/* An assignment a scheduling pass must make. */
+typedef struct {
+    const char *device;
+    uint64_t job;
+} pick_t;
+
+/* One pass makes exactly the N assignments WANT; job QUEUED stays queued. */
+static void expect_picks(fixture_t *f, const pick_t *want, size_t n, uint64_t queued)
+{
+    size_t count;
+    rr_assignment_t *list = pick(f, &count);
+    assert_int_equal(count, n);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(job_on(list, count, want[i].device), want[i].job);
+    rr_assignments_free(&list, count);
+    char buf[16];
+    assert_string_equal(job_state(f, queued, buf, sizeof buf), RR_JOB_QUEUED);
+}
+
 static void test_higher_priority_job_goes_first(void **state)
 {
     fixture_t *f = *state;
@@ -65,14 +84,7 @@ static void test_oldest_job_first_within_a_priority(void **state)
     uint64_t first = fixture_job(f, "highbank", 50, "", 1);
     uint64_t second = fixture_job(f, "highbank", 50, "", 2);
     uint64_t third = fixture_job(f, "highbank", 50, "", 3);
-    size_t count;
-    rr_assignment_t *list = pick(f, &count);
-    assert_int_equal(count, 2);
-    assert_int_equal(job_on(list, count, "hb01"), first);
-    assert_int_equal(job_on(list, count, "hb02"), second);
-    rr_assignments_free(&list, count);
-    char buf[16];
-    assert_string_equal(job_state(f, third, buf, sizeof buf), RR_JOB_QUEUED);
+    expect_picks(f, (const pick_t[]) { { "hb01", first }, { "hb02", second } }, 2, third);
 }
 
 static void test_job_tags_must_all_be_on_the_device(void **state)
@@ -84,14 +96,7 @@ static void test_job_tags_must_all_be_on_the_device(void **state)
     uint64_t both = fixture_job(f, "highbank", 90, "sata,usb", 1);
     uint64_t pcie = fixture_job(f, "highbank", 90, "pcie", 2);
     uint64_t sata = fixture_job(f, "highbank", 10, "sata", 3);
-    size_t count;
-    rr_assignment_t *list = pick(f, &count);
-    assert_int_equal(count, 2);
-    assert_int_equal(job_on(list, count, "hb02"), both);
-    assert_int_equal(job_on(list, count, "hb01"), sata);
-    rr_assignments_free(&list, count);
-    char buf[16];
-    assert_string_equal(job_state(f, pcie, buf, sizeof buf), RR_JOB_QUEUED);
+    expect_picks(f, (const pick_t[]) { { "hb02", both }, { "hb01", sata } }, 2, pcie);
 }
 
 static void test_device_type_must_match(void **state)
@@ -101,13 +106,7 @@ static void test_device_type_must_match(void **state)
     fixture_hello(f, "rack01", devs);
     uint64_t midway = fixture_job(f, "midway", 50, "", 1);
     uint64_t other = fixture_job(f, "qemu-arm", 99, "", 2);
-    size_t count;
-    rr_assignment_t *list = pick(f, &count);
-    assert_int_equal(count, 1);
-    assert_int_equal(job_on(list, count, "mid01"), midway);
-    rr_assignments_free(&list, count);
-    char buf[16];
-    assert_string_equal(job_state(f, other, buf, sizeof buf), RR_JOB_QUEUED);
+    expect_picks(f, (const pick_t[]) { { "mid01", midway } }, 1, other);
 }
 
 static void test_unavailable_devices_are_never_picked(void **state)

@@ -5,6 +5,7 @@
  * crashes, the pipe closes and rig.py stops every process it started. stdout
  * carries READY and the answers to commands; stderr goes to DIR/rig.log. */
 #include "rig.h"
+#include "testtime.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -49,20 +50,6 @@ struct _rr_rig_t {
     size_t size;
     rr_rig_node_t *nodes;
 };
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
-    }
-}
 
 static void rig_error(const char *dir, const char *fmt, ...)
 {
@@ -205,7 +192,7 @@ out_words:
  * timeout or EOF. */
 static int rig_read_line(rr_rig_t *self, char *line, size_t len, int timeout_ms)
 {
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = testtime_now_ms() + timeout_ms;
     for (;;) {
         char *nl = memchr(self->line, '\n', self->line_len);
         if (nl) {
@@ -217,7 +204,7 @@ static int rig_read_line(rr_rig_t *self, char *line, size_t len, int timeout_ms)
         }
         if (self->line_len == sizeof(self->line))
             self->line_len = 0;   /* absurdly long line: drop it */
-        int64_t left = deadline - now_ms();
+        int64_t left = deadline - testtime_now_ms();
         struct pollfd pfd = {self->out_fd, POLLIN, 0};
         if (left <= 0 || poll(&pfd, 1, (int)left) == 0) {
             rig_error(self->dir, "no answer from rig.py within %d ms", timeout_ms);
@@ -293,10 +280,10 @@ out:
 static int wait_ready(rr_rig_t *self, size_t nodes)
 {
     char line[RIG_LINE_MAX];
-    int64_t deadline = now_ms() + RIG_READY_TIMEOUT_MS;
+    int64_t deadline = testtime_now_ms() + RIG_READY_TIMEOUT_MS;
 
     for (;;) {
-        int left = (int)(deadline - now_ms());
+        int left = (int)(deadline - testtime_now_ms());
         if (left <= 0 || rig_read_line(self, line, sizeof(line), left) < 0) {
             rig_error(self->dir, "not READY within %d s", RIG_READY_TIMEOUT_MS / 1000);
             return -1;
@@ -354,10 +341,10 @@ void rr_rig_stop(rr_rig_t **self_p)
         close(self->in_fd);       /* EOF: rig.py stops everything it started */
     bool stopped = self->pid > 0 && self->size > 0;   /* a rig that never got READY stays */
     if (self->pid > 0) {
-        int64_t deadline = now_ms() + RIG_STOP_TIMEOUT_MS;
+        int64_t deadline = testtime_now_ms() + RIG_STOP_TIMEOUT_MS;
         pid_t got = 0;
-        while ((got = waitpid(self->pid, NULL, WNOHANG)) == 0 && now_ms() < deadline)
-            sleep_ms(10);
+        while ((got = waitpid(self->pid, NULL, WNOHANG)) == 0 && testtime_now_ms() < deadline)
+            testtime_nap_ms(10);
         if (got == 0) {
             rig_error(self->dir, "rig.py pid %d did not stop within %d s: SIGKILL",
                       (int)self->pid, RIG_STOP_TIMEOUT_MS / 1000);
@@ -454,26 +441,51 @@ rr_rig_rx_t *rr_rig_console_in(const rr_rig_t *self, size_t index, size_t *count
     return rx;
 }
 
-bool rr_rig_wait_console(const rr_rig_t *self, size_t index, size_t from, const char *needle,
-                         int timeout_ms)
+/* Poll file READ of node INDEX every 20 ms until MATCH(text, len, ARG) or
+ * TIMEOUT_MS; false at once when the file cannot be read. */
+static bool wait_for_text(const rr_rig_t *self, size_t index,
+                          char *(*read)(const rr_rig_t *, size_t, size_t *),
+                          bool (*match)(const char *, size_t, const void *), const void *arg,
+                          int timeout_ms)
 {
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = testtime_now_ms() + timeout_ms;
     do {
         size_t len = 0;
-        char *text = rr_rig_console_out(self, index, &len);
-        bool found = text && len >= from && memmem(text + from, len - from, needle, strlen(needle));
+        char *text = read(self, index, &len);
+        bool found = text && match(text, len, arg);
         free(text);
         if (found)
             return true;
         if (!text)
             return false;
-        sleep_ms(20);
-    } while (now_ms() < deadline);
+        testtime_nap_ms(20);
+    } while (testtime_now_ms() < deadline);
     return false;
 }
 
-static bool hook_log_has(const char *text, const char *args)
+typedef struct {
+    size_t from;
+    const char *needle;
+} console_find_t;
+
+static bool console_has(const char *text, size_t len, const void *arg)
 {
+    const console_find_t *find = arg;
+    return len >= find->from
+           && memmem(text + find->from, len - find->from, find->needle, strlen(find->needle));
+}
+
+bool rr_rig_wait_console(const rr_rig_t *self, size_t index, size_t from, const char *needle,
+                         int timeout_ms)
+{
+    console_find_t find = { from, needle };
+    return wait_for_text(self, index, rr_rig_console_out, console_has, &find, timeout_ms);
+}
+
+static bool hook_log_has(const char *text, size_t len, const void *arg)
+{
+    const char *args = arg;
+    (void)len;
     for (const char *line = text; *line;) {
         const char *nl = strchr(line, '\n'), *tab = strchr(line, '\t');
         size_t end = nl ? (size_t)(nl - line) : strlen(line);
@@ -487,18 +499,7 @@ static bool hook_log_has(const char *text, const char *args)
 
 bool rr_rig_wait_hook(const rr_rig_t *self, size_t index, const char *args, int timeout_ms)
 {
-    int64_t deadline = now_ms() + timeout_ms;
-    do {
-        char *text = rr_rig_hook_log(self, index, NULL);
-        bool found = text && hook_log_has(text, args);
-        free(text);
-        if (found)
-            return true;
-        if (!text)
-            return false;
-        sleep_ms(20);
-    } while (now_ms() < deadline);
-    return false;
+    return wait_for_text(self, index, rr_rig_hook_log, hook_log_has, args, timeout_ms);
 }
 
 int rr_rig_power(const rr_rig_t *self, size_t index)

@@ -1,6 +1,7 @@
 /* cluster.c: rackrun-master, rackrun-workers and the rackrun CLI as real
  * processes for the end-to-end tests (see cluster.h). */
 #include "cluster.h"
+#include "testtime.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -58,20 +59,6 @@ static const char *const artifact_roles[3] = { "kernel", "initrd", "dtb" };
 static int stop_failures;   /* rr_cluster_stop calls that failed, for main's exit code */
 
 /* ---- small helpers ---- */
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void nap_ms(long ms)
-{
-    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
-    }
-}
 
 static void say(const rr_cluster_t *self, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -201,9 +188,9 @@ static int daemon_stop(rr_cluster_t *self, daemon_t *d)
     bool was_running = daemon_alive(d);
     if (was_running) {
         kill(d->pid, SIGTERM);
-        int64_t deadline = now_ms() + STOP_TIMEOUT_MS;
-        while (daemon_alive(d) && now_ms() < deadline)
-            nap_ms(POLL_MS);
+        int64_t deadline = testtime_now_ms() + STOP_TIMEOUT_MS;
+        while (daemon_alive(d) && testtime_now_ms() < deadline)
+            testtime_nap_ms(POLL_MS);
         if (d->pid) {
             say(self, "%s (pid %d) ignored SIGTERM for %d s: SIGKILL", d->name, (int)d->pid,
                 STOP_TIMEOUT_MS / 1000);
@@ -279,78 +266,104 @@ const char *rr_cluster_mkdir(rr_cluster_t *self, const char *name)
 
 /* ---- the CLI ---- */
 
-/* Start the CLI with the connection options and ARGS, output into OUT/ERR paths. */
-static pid_t spawn_cli(rr_cluster_t *self, const char *const *args, size_t nargs,
-                       const char *out_path, const char *err_path)
+/* At most this many CLI arguments after the connection options. */
+#define CLI_ARGS_MAX 20
+
+/* ARG and the NULL-terminated arguments after it, into ARGS: how many. */
+static size_t collect_args(const char *arg, va_list ap, const char *args[CLI_ARGS_MAX])
 {
-    char *argv[32];
     size_t n = 0;
-    const char *fixed[] = { self->cli, "--master", self->client_endpoint, "--key",
-                            self->client_key, "--master-key", self->master_key,
-                            "--timeout", "5s" };
-    if (nargs + 10 > sizeof argv / sizeof argv[0])
-        return -1;
+    for (const char *a = arg; a && n < CLI_ARGS_MAX; a = va_arg(ap, const char *))
+        args[n++] = a;
+    return n;
+}
+
+/* Start the CLI with the connection options (client key KEY) and ARGS, stdin
+ * from IN_PATH (NULL: /dev/null), output into the cluster dir's NAME.out/.err. */
+static pid_t spawn_cli(rr_cluster_t *self, const char *key, const char *in_path,
+                       const char *name, const char *const *args, size_t nargs)
+{
+    char out_path[PATH_LEN], err_path[PATH_LEN];
+    char *argv[CLI_ARGS_MAX + 10];
+    size_t n = 0;
+    const char *fixed[] = { self->cli, "--master", self->client_endpoint, "--key", key,
+                            "--master-key", self->master_key, "--timeout", "5s" };
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
         argv[n++] = (char *)fixed[i];
     for (size_t i = 0; i < nargs; i++)
         argv[n++] = (char *)args[i];
     argv[n] = NULL;
+    snprintf(out_path, sizeof out_path, "%s/%s.out", self->dir, name);
+    snprintf(err_path, sizeof err_path, "%s/%s.err", self->dir, name);
     unlink(out_path);
-    return spawn(argv, out_path, err_path);
+    return spawn_in(argv, in_path, out_path, err_path);
+}
+
+/* The exit code of PID once it exits, or -1 when it was killed (or not done within
+ * TIMEOUT_MS: then SIGKILLed and reaped, *TIMED_OUT set). */
+static int wait_exit(pid_t pid, int timeout_ms, bool *timed_out)
+{
+    int status = 0;
+    int64_t deadline = testtime_now_ms() + timeout_ms;
+    *timed_out = false;
+    while (waitpid(pid, &status, WNOHANG) == 0) {
+        if (testtime_now_ms() > deadline) {
+            *timed_out = true;
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            return -1;
+        }
+        testtime_nap_ms(5);
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+int rr_cluster_cli_wait(pid_t pid, int timeout_ms)
+{
+    bool timed_out;
+    return wait_exit(pid, timeout_ms, &timed_out);
 }
 
 static int run_cli(rr_cluster_t *self, char **out, char **err, const char *const *args,
                    size_t nargs)
 {
-    char out_path[PATH_LEN], err_path[PATH_LEN];
-    snprintf(out_path, sizeof out_path, "%s/cli.out", self->dir);
-    snprintf(err_path, sizeof err_path, "%s/cli.err", self->dir);
-    pid_t pid = spawn_cli(self, args, nargs, out_path, err_path);
+    char path[PATH_LEN];
+    pid_t pid = spawn_cli(self, self->client_key, NULL, "cli", args, nargs);
     if (pid < 0)
         return -1;
-    int status = 0;
-    int64_t deadline = now_ms() + CLI_TIMEOUT_MS;
-    while (waitpid(pid, &status, WNOHANG) == 0) {
-        if (now_ms() > deadline) {
-            say(self, "rackrun %s: no exit within %d s", args[0], CLI_TIMEOUT_MS / 1000);
-            kill(pid, SIGKILL);
-            waitpid(pid, &status, 0);
-            return -1;
-        }
-        nap_ms(5);
+    bool timed_out;
+    int code = wait_exit(pid, CLI_TIMEOUT_MS, &timed_out);
+    if (timed_out) {
+        say(self, "rackrun %s: no exit within %d s", args[0], CLI_TIMEOUT_MS / 1000);
+        return -1;
     }
+    snprintf(path, sizeof path, "%s/cli.out", self->dir);
     if (out)
-        *out = tmpdir_slurp(out_path, NULL);
+        *out = tmpdir_slurp(path, NULL);
+    snprintf(path, sizeof path, "%s/cli.err", self->dir);
     if (err)
-        *err = tmpdir_slurp(err_path, NULL);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+        *err = tmpdir_slurp(path, NULL);
+    return code;
 }
 
 int rr_cluster_cli(rr_cluster_t *self, char **out, char **err, const char *arg, ...)
 {
-    const char *args[20];
-    size_t n = 0;
+    const char *args[CLI_ARGS_MAX];
     va_list ap;
     va_start(ap, arg);
-    for (const char *a = arg; a && n < 20; a = va_arg(ap, const char *))
-        args[n++] = a;
+    size_t n = collect_args(arg, ap, args);
     va_end(ap);
     return run_cli(self, out, err, args, n);
 }
 
 pid_t rr_cluster_cli_start(rr_cluster_t *self, const char *name, const char *arg, ...)
 {
-    const char *args[20];
-    char out_path[PATH_LEN], err_path[PATH_LEN];
-    size_t n = 0;
+    const char *args[CLI_ARGS_MAX];
     va_list ap;
     va_start(ap, arg);
-    for (const char *a = arg; a && n < 20; a = va_arg(ap, const char *))
-        args[n++] = a;
+    size_t n = collect_args(arg, ap, args);
     va_end(ap);
-    snprintf(out_path, sizeof out_path, "%s/%s.out", self->dir, name);
-    snprintf(err_path, sizeof err_path, "%s/%s.err", self->dir, name);
-    pid_t pid = spawn_cli(self, args, n, out_path, err_path);
+    pid_t pid = spawn_cli(self, self->client_key, NULL, name, args, n);
     if (pid < 0)
         say(self, "rackrun %s: cannot start: %s", arg, strerror(errno));
     return pid;
@@ -461,15 +474,15 @@ static int master_start(rr_cluster_t *self, const char *bin)
     daemon_t *d = daemon_start(self, "master", argv);
     if (!d)
         return -1;
-    int64_t deadline = now_ms() + 10000;
-    while (now_ms() < deadline && all_alive(self)) {
+    int64_t deadline = testtime_now_ms() + 10000;
+    while (testtime_now_ms() < deadline && all_alive(self)) {
         char *log = tmpdir_slurp(d->log, NULL);
         bool up = log && parse_endpoints(self, log);
         free(log);
         if (up)
             return sqlite3_open_v2(db, &self->db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK
                    && sqlite3_busy_timeout(self->db, 5000) == SQLITE_OK ? 0 : -1;
-        nap_ms(POLL_MS);
+        testtime_nap_ms(POLL_MS);
     }
     say(self, "the master did not report its endpoints within 10 s");
     print_tail(d->name, d->log);
@@ -684,14 +697,14 @@ bool rr_cluster_wait_count(rr_cluster_t *self, int64_t want, int timeout_ms, con
     va_start(ap, fmt);
     vsnprintf(sql, sizeof sql, fmt, ap);
     va_end(ap);
-    int64_t deadline = now_ms() + timeout_ms, have = -1;
+    int64_t deadline = testtime_now_ms() + timeout_ms, have = -1;
     do {
         if ((have = rr_cluster_count(self, "%s", sql)) == want)
             return true;
         if (!all_alive(self))
             return false;
-        nap_ms(POLL_MS);
-    } while (now_ms() < deadline);
+        testtime_nap_ms(POLL_MS);
+    } while (testtime_now_ms() < deadline);
     say(self, "%s: %lld, not %lld within %d ms", sql, (long long)have, (long long)want, timeout_ms);
     rr_cluster_dump(self);
     return false;
@@ -733,15 +746,15 @@ int rr_cluster_job(rr_cluster_t *self, uint64_t id, rr_cluster_job_t *job)
 
 bool rr_cluster_wait_job(rr_cluster_t *self, uint64_t id, const char *state, int timeout_ms)
 {
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = testtime_now_ms() + timeout_ms;
     rr_cluster_job_t job;
     do {
         if (rr_cluster_job(self, id, &job) == 0 && strcmp(job.state, state) == 0)
             return true;
         if (!all_alive(self))
             return false;
-        nap_ms(POLL_MS);
-    } while (now_ms() < deadline);
+        testtime_nap_ms(POLL_MS);
+    } while (testtime_now_ms() < deadline);
     say(self, "job %llu: not %s within %d ms (state %s)", (unsigned long long)id, state,
         timeout_ms, job.state[0] ? job.state : "unknown");
     rr_cluster_dump(self);
@@ -751,7 +764,7 @@ bool rr_cluster_wait_job(rr_cluster_t *self, uint64_t id, const char *state, int
 bool rr_cluster_wait_devices(rr_cluster_t *self, const char *worker, const char *state,
                              size_t count, int timeout_ms)
 {
-    int64_t deadline = now_ms() + timeout_ms, have = -1;
+    int64_t deadline = testtime_now_ms() + timeout_ms, have = -1;
     do {
         if (rr_cluster_count(self, "SELECT count(*) FROM workers WHERE name = '%s'"
                                    " AND state = 'online'", worker) == 1
@@ -761,8 +774,8 @@ bool rr_cluster_wait_devices(rr_cluster_t *self, const char *worker, const char 
             return true;
         if (!all_alive(self))
             return false;
-        nap_ms(POLL_MS);
-    } while (now_ms() < deadline);
+        testtime_nap_ms(POLL_MS);
+    } while (testtime_now_ms() < deadline);
     say(self, "worker %s: not online with %zu devices %s within %d ms (%lld are)", worker, count,
         state, timeout_ms, (long long)have);
     rr_cluster_dump(self);
@@ -773,15 +786,15 @@ bool rr_cluster_wait_log(rr_cluster_t *self, const char *name, const char *text,
 {
     char path[PATH_LEN];
     snprintf(path, sizeof path, "%s/%s.log", self->dir, name);
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = testtime_now_ms() + timeout_ms;
     do {
         char *log = tmpdir_slurp(path, NULL);
         bool found = log && strstr(log, text);
         free(log);
         if (found)
             return true;
-        nap_ms(POLL_MS);
-    } while (now_ms() < deadline);
+        testtime_nap_ms(POLL_MS);
+    } while (testtime_now_ms() < deadline);
     say(self, "%s.log: no '%s' within %d ms", name, text, timeout_ms);
     rr_cluster_dump(self);
     return false;
@@ -851,24 +864,14 @@ int rr_cluster_add_client(rr_cluster_t *self, const char *name, const char *role
 pid_t rr_cluster_cli_start_as(rr_cluster_t *self, const char *client, const char *in_path,
                               const char *name, const char *arg, ...)
 {
-    char key[PATH_LEN], out_path[PATH_LEN], err_path[PATH_LEN];
-    char *argv[32];
-    size_t n = 0;
+    char key[PATH_LEN];
+    const char *args[CLI_ARGS_MAX];
     snprintf(key, sizeof key, "%s/keys/%s_secret", self->dir, client);
-    const char *fixed[] = { self->cli, "--master", self->client_endpoint, "--key", key,
-                            "--master-key", self->master_key, "--timeout", "5s" };
-    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
-        argv[n++] = (char *)fixed[i];
     va_list ap;
     va_start(ap, arg);
-    for (const char *a = arg; a && n < 31; a = va_arg(ap, const char *))
-        argv[n++] = (char *)a;
+    size_t n = collect_args(arg, ap, args);
     va_end(ap);
-    argv[n] = NULL;
-    snprintf(out_path, sizeof out_path, "%s/%s.out", self->dir, name);
-    snprintf(err_path, sizeof err_path, "%s/%s.err", self->dir, name);
-    unlink(out_path);
-    pid_t pid = spawn_in(argv, in_path, out_path, err_path);
+    pid_t pid = spawn_cli(self, key, in_path, name, args, n);
     if (pid < 0)
         say(self, "rackrun %s (as %s): cannot start: %s", arg, client, strerror(errno));
     return pid;

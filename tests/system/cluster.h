@@ -108,6 +108,10 @@ int rr_cluster_cli(rr_cluster_t *self, char **out, char **err, const char *arg, 
 pid_t rr_cluster_cli_start(rr_cluster_t *self, const char *name, const char *arg, ...)
     __attribute__((sentinel));
 
+/* Wait for a CLI from rr_cluster_cli_start(_as) to exit: its exit code, or
+ * -1 when it was killed (SIGKILLed and reaped after TIMEOUT_MS). */
+int rr_cluster_cli_wait(pid_t pid, int timeout_ms);
+
 /* Make client certificate NAME with ROLE (read, submit, admin) and allow it
  * (the master rereads its allow-list within moments). 0 or -1. */
 int rr_cluster_add_client(rr_cluster_t *self, const char *name, const char *role);

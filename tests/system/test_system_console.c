@@ -14,12 +14,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "cluster.h"
+#include "testtime.h"
 #include "tmpdir.h"
 
 #define JOB_TIMEOUT_MS 60000
@@ -54,12 +54,6 @@ static int teardown(void **state)
     return rc;
 }
 
-static void sleep_ms(long ms)
-{
-    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-    nanosleep(&ts, NULL);
-}
-
 /* A job whose one step prints MARKER (built by printf, so the typed command
  * line the node echoes does not contain it). */
 static uint64_t submit_marker_job(rr_cluster_t *c, const char *marker)
@@ -91,24 +85,9 @@ static bool wait_console_output(rr_cluster_t *c, const char *text, int timeout_m
         free(out);
         if (found)
             return true;
-        sleep_ms(50);
+        testtime_nap_ms(50);
     }
     return false;
-}
-
-/* Wait for PID to exit; its exit code, or -1 (killed after TIMEOUT_MS). */
-static int wait_exit(pid_t pid, int timeout_ms)
-{
-    int status = 0;
-    for (int waited = 0; waitpid(pid, &status, WNOHANG) == 0; waited += 20) {
-        if (waited > timeout_ms) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &status, 0);
-            return -1;
-        }
-        sleep_ms(20);
-    }
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 static void assert_job_complete(rr_cluster_t *c, uint64_t id)
@@ -136,7 +115,7 @@ static void test_console_follows_a_job_and_stops_on_ctrl_c(void **state)
     }
 
     assert_int_equal(kill(f->console, SIGINT), 0);
-    int rc = wait_exit(f->console, 5000);
+    int rc = rr_cluster_cli_wait(f->console, 5000);
     f->console = 0;
     assert_int_equal(rc, 0);
     assert_true(rr_cluster_wait_log(c, "rack01", "device n01: console following off", 10000));

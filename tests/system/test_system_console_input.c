@@ -18,12 +18,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "cluster.h"
+#include "testtime.h"
 #include "tmpdir.h"
 
 #define CLI_EXIT_MS 30000
@@ -32,27 +32,6 @@ typedef struct {
     rr_cluster_t *cluster;
     rr_rig_t *rig;
 } fixture_t;
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-    nanosleep(&ts, NULL);
-}
-
-/* Wait for PID to exit; its exit code, or -1 (killed after TIMEOUT_MS). */
-static int wait_exit(pid_t pid, int timeout_ms)
-{
-    int status = 0;
-    for (int waited = 0; waitpid(pid, &status, WNOHANG) == 0; waited += 20) {
-        if (waited > timeout_ms) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &status, 0);
-            return -1;
-        }
-        sleep_ms(20);
-    }
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
 
 /* The file NAME in the cluster dir, malloc'd ("" when missing). */
 static char *slurp(rr_cluster_t *c, const char *name)
@@ -70,7 +49,7 @@ static int run_operator(rr_cluster_t *c, const char *in, const char *name, const
 {
     pid_t pid = rr_cluster_cli_start_as(c, "operator", in, name, a1, a2, a3, a4, NULL);
     assert_true(pid > 0);
-    return wait_exit(pid, CLI_EXIT_MS);
+    return rr_cluster_cli_wait(pid, CLI_EXIT_MS);
 }
 
 /* The master rereads its allow-list: wait until the operator's key works. */
@@ -129,7 +108,7 @@ static void test_interactive_console_types_into_a_device_in_maintenance(void **s
         ready = out && strstr(out, "shell ready");
         free(out);
         if (!ready)
-            sleep_ms(100);
+            testtime_nap_ms(100);
     }
     assert_true(ready);
 
