@@ -11,7 +11,7 @@ libcurl4-openssl-dev libsqlite3-dev sqlite3 libyaml-dev libmicrohttpd-dev
 libcmocka-dev libjansson-dev openipmi ipmitool socat procps psmisc python3 curl valgrind
 dnsmasq-base
 chromium chromium-driver libxml2-utils
-qemu-system-arm u-boot-qemu busybox e2fsprogs"
+qemu-system-arm u-boot-qemu iproute2 busybox e2fsprogs"
 
 missing=""
 for p in $PKGS; do
