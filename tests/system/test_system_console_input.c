@@ -8,8 +8,11 @@
  * maintenance and the node powered on, a typed `echo hello-$$` must come back
  * as the shell's output (hello-<pid>: only the shell can print that). Without
  * maintenance, or from a key without the admin role, the CLI must be refused
- * with a message naming why, before anything is typed. */
+ * with a message naming why, before anything is typed. On a terminal (a pty
+ * here) the CLI goes raw, passes Ctrl-C to the node, quits on "~." and leaves
+ * the terminal cooked. */
 #include <ctype.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -18,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -92,15 +96,13 @@ static bool has_expanded_hello(const char *text)
     return false;
 }
 
-static void test_interactive_console_types_into_a_device_in_maintenance(void **state)
+/* n01 into maintenance, then the operator boots it by hand (as for an initrd
+ * debug session) and its shell is up. */
+static void node_in_maintenance_at_its_shell(fixture_t *f)
 {
-    fixture_t *f = *state;
     rr_cluster_t *c = f->cluster;
-    wait_operator_allowed(c);
     assert_int_equal(run_operator(c, NULL, "maint", "device", "maintenance", "n01", "on"), 0);
     assert_true(rr_cluster_wait_devices(c, "rack01", "maintenance", 1, 10000));
-
-    /* The operator boots the node by hand (as for an initrd debug session). */
     assert_int_equal(rr_rig_node_power(f->rig, 0, "on"), 0);
     bool ready = false;
     for (int waited = 0; !ready && waited < 20000; waited += 100) {
@@ -111,6 +113,14 @@ static void test_interactive_console_types_into_a_device_in_maintenance(void **s
             testtime_nap_ms(100);
     }
     assert_true(ready);
+}
+
+static void test_interactive_console_types_into_a_device_in_maintenance(void **state)
+{
+    fixture_t *f = *state;
+    rr_cluster_t *c = f->cluster;
+    wait_operator_allowed(c);
+    node_in_maintenance_at_its_shell(f);
 
     char input[4096];
     snprintf(input, sizeof input, "%s/console-input.txt", rr_cluster_dir(c));
@@ -164,6 +174,78 @@ static void test_interactive_console_is_refused_unless_in_maintenance(void **sta
     rr_cluster_passed(c);
 }
 
+/* Whether the terminal on FD is in canonical (cooked) mode. */
+static bool cooked(int fd)
+{
+    struct termios t;
+    assert_int_equal(tcgetattr(fd, &t), 0);
+    return (t.c_lflag & ICANON) != 0;
+}
+
+/* Wait until FILE (in the cluster dir) shows an expanded "hello-<digits>". */
+static bool wait_hello_in(rr_cluster_t *c, const char *file, int timeout_ms)
+{
+    for (int waited = 0; waited < timeout_ms; waited += 100) {
+        char *out = slurp(c, file);
+        bool seen = has_expanded_hello(out);
+        free(out);
+        if (seen)
+            return true;
+        testtime_nap_ms(100);
+    }
+    return false;
+}
+
+/* On a terminal: raw mode while it runs (Ctrl-C goes to the node, the CLI
+ * lives on), "~." at the start of a line quits with 0, and the terminal is
+ * cooked again afterwards. The CLI's stdin is a pty's slave; we type on the
+ * master side like a keyboard. */
+static void test_interactive_console_on_a_terminal_goes_raw_and_quits_on_tilde_dot(void **state)
+{
+    fixture_t *f = *state;
+    rr_cluster_t *c = f->cluster;
+    wait_operator_allowed(c);
+    node_in_maintenance_at_its_shell(f);
+
+    int keyboard = posix_openpt(O_RDWR | O_NOCTTY);
+    assert_true(keyboard >= 0);
+    assert_int_equal(grantpt(keyboard), 0);
+    assert_int_equal(unlockpt(keyboard), 0);
+    char slave[256];
+    assert_int_equal(ptsname_r(keyboard, slave, sizeof slave), 0);
+    int terminal = open(slave, O_RDWR | O_NOCTTY);     /* held: the pty never hangs up */
+    assert_true(terminal >= 0);
+    assert_true(cooked(terminal));
+
+    pid_t pid = rr_cluster_cli_start_as(c, "operator", slave, "tty", "console", "n01",
+                                        "--interactive", NULL);
+    assert_true(pid > 0);
+    for (int waited = 0; cooked(terminal) && waited < 10000; waited += 50)
+        testtime_nap_ms(50);
+    assert_false(cooked(terminal));
+
+    static const char typed[] = "echo hello-$$\r";
+    assert_int_equal(write(keyboard, typed, sizeof typed - 1), (ssize_t)(sizeof typed - 1));
+    if (!wait_hello_in(c, "tty.out", 10000)) {
+        rr_cluster_dump(c);
+        fail_msg("the node's answer never reached the terminal's CLI");
+    }
+    static const char interrupt[] = "sleep 30\r\003";
+    assert_int_equal(write(keyboard, interrupt, sizeof interrupt - 1),
+                     (ssize_t)(sizeof interrupt - 1));
+    testtime_nap_ms(500);
+    assert_int_equal(waitpid(pid, NULL, WNOHANG), 0);   /* Ctrl-C went to the node */
+
+    static const char quit[] = "\r~.";
+    assert_int_equal(write(keyboard, quit, sizeof quit - 1), (ssize_t)(sizeof quit - 1));
+    assert_int_equal(rr_cluster_cli_wait(pid, 10000), 0);
+    assert_true(cooked(terminal));                      /* restored on the way out */
+    close(terminal);
+    close(keyboard);
+    assert_int_equal(rr_rig_node_power(f->rig, 0, "off"), 0);
+    rr_cluster_passed(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -171,6 +253,9 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_interactive_console_is_refused_unless_in_maintenance,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_interactive_console_on_a_terminal_goes_raw_and_quits_on_tilde_dot, setup,
+            teardown),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     return failed + rr_cluster_stop_failures() ? 1 : 0;
