@@ -410,10 +410,12 @@ static void test_transferred_file_is_listed_and_fetched_identical(void **state)
     a->passed = true;
 }
 
-static void test_master_killed_mid_upload_still_ends_with_the_whole_file(void **state)
+/* Submit a 24 MiB transfer and freeze WHO (the master or the worker) once the
+ * master has stored its first chunk; checks the upload really is cut in the
+ * middle. Returns the job. */
+static uint64_t upload_frozen_midway(art_t *a, pid_t who, const char *whose)
 {
-    art_t *a = *state;
-    char part[PATH_LEN + 64], got[64];
+    char part[PATH_LEN + 64];
     snprintf(a->payload, sizeof a->payload, "%s", path_in(a, 0, "big.bin"));
     write_payload(a->payload, 24 * 1024 * 1024, 7);
     uint64_t job = submit_transfer(a, "big.bin");
@@ -422,12 +424,19 @@ static void test_master_killed_mid_upload_still_ends_with_the_whole_file(void **
     int64_t end = testtime_now_ms() + JOB_TIMEOUT_MS;
     while ((stat(part, &st) < 0 || st.st_size < PROTO_ARTIFACT_CHUNK) && testtime_now_ms() < end)
         testtime_nap_ms(2);
-    /* Stopped at once, then checked: the upload must really be cut in the middle. */
-    kill(a->master, SIGSTOP);
+    kill(who, SIGSTOP);
     assert_int_equal(stat(part, &st), 0);
-    fprintf(stderr, "master stopped with %lld of %d bytes stored\n", (long long)st.st_size,
+    fprintf(stderr, "%s stopped with %lld of %d bytes stored\n", whose, (long long)st.st_size,
             24 * 1024 * 1024);
     assert_true(st.st_size >= PROTO_ARTIFACT_CHUNK && st.st_size < 24 * 1024 * 1024);
+    return job;
+}
+
+static void test_master_killed_mid_upload_still_ends_with_the_whole_file(void **state)
+{
+    art_t *a = *state;
+    char got[64];
+    uint64_t job = upload_frozen_midway(a, a->master, "master");
     reap(&a->master, SIGKILL);
     assert_int_equal(master_start(a), 0);
     expect_finished(a, job, "complete");
@@ -440,6 +449,30 @@ static void test_master_killed_mid_upload_still_ends_with_the_whole_file(void **
     assert_null(strstr(log, "'big.bin' (25165824 bytes) uploading"));
     assert_non_null(strstr(log, "'big.bin' stored"));
     free(log);
+    a->passed = true;
+}
+
+/* The worker dies -9 in the middle of an upload and comes back: it finds the
+ * pending artifact (its hard link in <artifacts_dir>/<job>.pending) and goes
+ * on from the master's offset: the file is stored whole. The job itself ends
+ * truthfully: complete if its end was spooled before the kill, else (the
+ * runner was still powering the node off) "worker restarted during the job". */
+static void test_worker_killed_mid_upload_still_ends_with_the_whole_file(void **state)
+{
+    art_t *a = *state;
+    char got[1024], sql[128];
+    uint64_t job = upload_frozen_midway(a, a->worker, "worker");
+    reap(&a->worker, SIGKILL);
+    assert_int_equal(worker_start(a), 0);
+    snprintf(sql, sizeof sql, "SELECT state FROM jobs WHERE id = %" PRIu64, job);
+    assert_true(wait_db(a, "finished", JOB_TIMEOUT_MS, sql));
+    db_text(a, got, sizeof got, "SELECT outcome || ': ' || coalesce(reason, '') FROM jobs "
+            "WHERE id = %" PRIu64, job);
+    if (strcmp(got, "complete: ") && strcmp(got, "incomplete: worker restarted during the job"))
+        fail_msg("job %" PRIu64 " ended '%s'", job, got);
+    snprintf(sql, sizeof sql, "SELECT complete FROM artifacts WHERE job = %" PRIu64, job);
+    assert_true(wait_db(a, "1", JOB_TIMEOUT_MS, sql));
+    expect_fetch_identical(a, job, "big.bin");
     a->passed = true;
 }
 
@@ -468,6 +501,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_transferred_file_is_listed_and_fetched_identical,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_master_killed_mid_upload_still_ends_with_the_whole_file,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_worker_killed_mid_upload_still_ends_with_the_whole_file,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_artifact_over_the_quota_is_refused_and_the_job_still_ends,
                                         setup_small_quota, teardown),
