@@ -21,18 +21,20 @@ Programs: $RR_MASTER_BIN, $RR_WORKER_BIN, $RR_CLI_BIN (CMake passes them),
 else $RR_BINARY_DIR/{master,worker,cli}/... The work dir is removed after a
 passing test unless RR_KEEP_RIG=1; kept (with every log) after a failure.
 """
-import ctypes
 import hashlib
 import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from rrtest import (Failure,  # noqa: E402,F401
+                    become_subreaper, check, die_with_us, free_tcp_ports, q)
 
 SRC = os.environ.get("RR_SOURCE_DIR") or os.path.abspath(
     os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
@@ -40,44 +42,12 @@ BIN = os.environ.get("RR_BINARY_DIR") or os.getcwd()
 MASTER = os.environ.get("RR_MASTER_BIN") or os.path.join(BIN, "master", "rackrun-master")
 WORKER = os.environ.get("RR_WORKER_BIN") or os.path.join(BIN, "worker", "rackrun-worker")
 RACKRUN = os.environ.get("RR_CLI_BIN") or os.path.join(BIN, "cli", "rackrun")
-PR_SET_PDEATHSIG = 1
-PR_SET_CHILD_SUBREAPER = 36
-LIBC = ctypes.CDLL(None, use_errno=True)
 STOP_GRACE_S = 5
-
-
-class Failure(Exception):
-    """A check that failed: the test prints it and exits 1."""
-
-
-def check(cond, what):
-    if not cond:
-        raise Failure(what)
 
 
 def say(msg):
     sys.stderr.write(f"{time.strftime('%H:%M:%S')} {msg}\n")
     sys.stderr.flush()
-
-
-def free_tcp_ports(n):
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
-def die_with_us():
-    LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-
-
-def become_subreaper():
-    """Orphaned descendants (a browser under its driver) are reparented to us."""
-    LIBC.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
 
 def children_of(pid):
@@ -114,10 +84,6 @@ def kill_orphans():
                 os.waitpid(pid, 0)
             except ChildProcessError:
                 pass
-
-
-def q(text):
-    return json.dumps(text)    # a JSON string is a valid YAML scalar
 
 
 def http_json(url, data=None, timeout=5, token=None):

@@ -24,17 +24,18 @@ Every process started is stopped, also on failure (this process is a child
 subreaper and every child has PDEATHSIG; the rig kills its QEMUs). The work
 dir is removed on success unless RR_KEEP_RIG=1, kept on failure.
 """
-import ctypes
 import hashlib
 import json
 import os
 import random
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from rrtest import (Failure, become_subreaper, check,  # noqa: E402,F401
+                    die_with_us, free_tcp_ports, q, sha256_file)
 
 SRC = os.environ.get("RR_SOURCE_DIR") or os.path.abspath(
     os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
@@ -44,47 +45,8 @@ HB = os.path.join(SRC, "tests", "rig", "highbank")
 RACKRUN = os.path.join(BIN, "cli", "rackrun")
 MASTER = os.path.join(BIN, "master", "rackrun-master")
 WORKER = os.path.join(BIN, "worker", "rackrun-worker")
-PR_SET_PDEATHSIG = 1
-PR_SET_CHILD_SUBREAPER = 36
-LIBC = ctypes.CDLL(None, use_errno=True)
 HOST_FROM_NODE = "10.0.2.2"       # QEMU user networking: the host's loopback
 SEQ_TEXT = "".join(f"{i}\n" for i in range(1, 20001)).encode()
-
-
-class Failure(Exception):
-    pass
-
-
-def check(cond, what):
-    if not cond:
-        raise Failure(what)
-
-
-def sha256_file(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def free_tcp_ports(n):
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
-def die_with_us():
-    LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-
-
-def q(text):
-    return json.dumps(text)    # a JSON string is a YAML scalar
 
 
 class Cluster:
@@ -508,7 +470,7 @@ def main(argv):
     if len(argv) != 2 or argv[1] not in CASES:
         sys.stderr.write(f"usage: {argv[0]} {'|'.join(CASES)}\n")
         return 2
-    LIBC.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    become_subreaper()
     work = os.path.join(BIN, "test-tmp", f"e2e-{argv[1]}-{os.getpid()}")
     os.makedirs(work)
     ok = False
