@@ -18,47 +18,26 @@
 #include "proto.h"
 #include "rig.h"
 #include "tmpdir.h"
+#include "master_peer.h"
 #include "worker.h"
 
 typedef struct {
-    char *dir;
-    char spool_dir[4096], tftp_root[4096], endpoint[64];
+    master_peer_t link;
     rr_rig_t *rig;
     rr_device_config_t device;
     rr_worker_config_t config;
-    zsock_t *router;
-    zframe_t *peer;
     proto_msg_t held[256];       /* JOB_EVENTs that came while waiting for something else */
     size_t held_count;
-    rr_worker_t *worker;
-    pthread_t thread;
-    bool running;
 } fixture_t;
-
-static void *worker_thread(void *arg)
-{
-    rr_worker_run(arg);
-    return NULL;
-}
 
 static int setup(void **state)
 {
     fixture_t *fx = calloc(1, sizeof *fx);
     *state = fx;
-    fx->dir = tmpdir_new("wjob");
-    fx->router = zsock_new(ZMQ_ROUTER);
-    if (!fx->dir || !fx->router)
+    if (!fx || master_peer_init(&fx->link, "wjob") < 0)
         return -1;
-    proto_socket_setup(fx->router);
-    int port = zsock_bind(fx->router, "tcp://127.0.0.1:*");
-    if (port < 0)
-        return -1;
-    snprintf(fx->endpoint, sizeof fx->endpoint, "tcp://127.0.0.1:%d", port);
-    snprintf(fx->spool_dir, sizeof fx->spool_dir, "%s/spool", fx->dir);
-    snprintf(fx->tftp_root, sizeof fx->tftp_root, "%s/tftp", fx->dir);
-    mkdir(fx->tftp_root, 0755);
     char opts[4200];
-    snprintf(opts, sizeof opts, "--tftp-root %s", fx->tftp_root);
+    snprintf(opts, sizeof opts, "--tftp-root %s", fx->link.tftp_root);
     fx->rig = rr_rig_start(1, opts);
     if (!fx->rig)
         return -1;
@@ -70,34 +49,26 @@ static int setup(void **state)
         .bmc_password = (char *)node->password, .mac = (char *)node->mac,
         .test_shell_delay_ms = 1, .ipmi_timeout_ms = 2000, .ipmi_retries = 2,
         .sol_timeout_ms = 10000 };
-    fx->config = (rr_worker_config_t){ .worker = "rack-rig", .master = fx->endpoint,
-                                       .tftp_root = fx->tftp_root, .spool_dir = fx->spool_dir,
+    fx->config = (rr_worker_config_t){ .worker = "rack-rig", .master = fx->link.endpoint,
+                                       .tftp_root = fx->link.tftp_root,
+                                       .spool_dir = fx->link.spool_dir,
                                        .heartbeat_interval_ms = 100, .devices = &fx->device,
                                        .device_count = 1 };
     char err[1024] = "";
-    fx->worker = rr_worker_new(&fx->config, true, err, sizeof err);
-    if (!fx->worker) {
+    if (master_peer_start_worker(&fx->link, &fx->config, true, err, sizeof err) < 0) {
         fprintf(stderr, "%s\n", err);
         return -1;
     }
-    fx->running = pthread_create(&fx->thread, NULL, worker_thread, fx->worker) == 0;
-    return fx->running ? 0 : -1;
+    return 0;
 }
 
 static int teardown(void **state)
 {
     fixture_t *fx = *state;
-    if (fx->running) {
-        rr_worker_stop(fx->worker);
-        pthread_join(fx->thread, NULL);
-    }
-    rr_worker_destroy(&fx->worker);
+    master_peer_fini(&fx->link);
     rr_rig_stop(&fx->rig);
     for (size_t i = 0; i < fx->held_count; i++)
         proto_msg_free(&fx->held[i]);
-    zframe_destroy(&fx->peer);
-    zsock_destroy(&fx->router);
-    tmpdir_remove(&fx->dir);
     free(fx);
     return 0;
 }
@@ -105,7 +76,7 @@ static int teardown(void **state)
 /* Next message from the worker, any type; false after TIMEOUT_MS. */
 static bool recv_any(fixture_t *fx, proto_msg_t *msg, int timeout_ms)
 {
-    zpoller_t *poller = zpoller_new(fx->router, NULL);
+    zpoller_t *poller = zpoller_new(fx->link.router, NULL);
     int64_t deadline = zclock_mono() + timeout_ms;
     bool got = false;
     while (!got && zclock_mono() < deadline) {
@@ -113,10 +84,10 @@ static bool recv_any(fixture_t *fx, proto_msg_t *msg, int timeout_ms)
             continue;
         zframe_t *rid = NULL;
         proto_error_t err;
-        got = proto_recv(fx->router, &rid, msg, &err) == 0;
+        got = proto_recv(fx->link.router, &rid, msg, &err) == 0;
         if (rid) {
-            zframe_destroy(&fx->peer);
-            fx->peer = rid;
+            zframe_destroy(&fx->link.peer);
+            fx->link.peer = rid;
         }
     }
     zpoller_destroy(&poller);
@@ -148,7 +119,7 @@ static void send_msg(fixture_t *fx, proto_msg_t *msg)
 {
     proto_error_t err;
     msg->version = PROTO_VERSION;
-    if (proto_send(fx->router, fx->peer, msg, &err) < 0)
+    if (proto_send(fx->link.router, fx->link.peer, msg, &err) < 0)
         fail_msg("send %s: %s", proto_type_name(msg->type), err.text);
 }
 
@@ -264,7 +235,7 @@ static void test_worker_runs_job_from_master_and_streams_contiguous_acked_events
     assert_true(failed);
     /* fully acked and done: the spool goes away, the device is idle again */
     char path[4200];
-    snprintf(path, sizeof path, "%s/job-31.spool", fx->spool_dir);
+    snprintf(path, sizeof path, "%s/job-31.spool", fx->link.spool_dir);
     int64_t gone_by = zclock_mono() + 3000;
     while (access(path, F_OK) == 0 && zclock_mono() < gone_by)
         zclock_sleep(20);

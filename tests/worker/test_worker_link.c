@@ -17,37 +17,24 @@
 #include "proto.h"
 #include "spool.h"
 #include "tmpdir.h"
+#include "master_peer.h"
 #include "worker.h"
 
 typedef struct {
-    char *dir;
-    char spool_dir[4096], tftp_root[4096], endpoint[64];
+    master_peer_t link;
     rr_worker_config_t config;
-    zsock_t *router;
-    zframe_t *peer;
-    rr_worker_t *worker;
-    pthread_t thread;
-    bool running;
 } fixture_t;
 
 static int setup(void **state)
 {
     fixture_t *fx = calloc(1, sizeof *fx);
     *state = fx;
-    fx->dir = tmpdir_new("wlink");
-    fx->router = zsock_new(ZMQ_ROUTER);
-    if (!fx->dir || !fx->router)
+    if (!fx || master_peer_init(&fx->link, "wlink") < 0)
         return -1;
-    proto_socket_setup(fx->router);
-    int port = zsock_bind(fx->router, "tcp://127.0.0.1:*");
-    if (port < 0)
-        return -1;
-    snprintf(fx->endpoint, sizeof fx->endpoint, "tcp://127.0.0.1:%d", port);
-    snprintf(fx->spool_dir, sizeof fx->spool_dir, "%s/spool", fx->dir);
-    snprintf(fx->tftp_root, sizeof fx->tftp_root, "%s/tftp", fx->dir);
     fx->config = (rr_worker_config_t){ .worker = "rack-test", .rack = "r1",
-                                       .master = fx->endpoint, .tftp_root = fx->tftp_root,
-                                       .spool_dir = fx->spool_dir,
+                                       .master = fx->link.endpoint,
+                                       .tftp_root = fx->link.tftp_root,
+                                       .spool_dir = fx->link.spool_dir,
                                        .heartbeat_interval_ms = 100 };
     return 0;
 }
@@ -55,32 +42,16 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture_t *fx = *state;
-    if (fx->running) {
-        rr_worker_stop(fx->worker);
-        pthread_join(fx->thread, NULL);
-    }
-    rr_worker_destroy(&fx->worker);
-    zframe_destroy(&fx->peer);
-    zsock_destroy(&fx->router);
-    tmpdir_remove(&fx->dir);
+    master_peer_fini(&fx->link);
     free(fx);
     return 0;
-}
-
-static void *worker_thread(void *arg)
-{
-    rr_worker_run(arg);
-    return NULL;
 }
 
 static void start_worker_secure(fixture_t *fx, bool insecure)
 {
     char err[1024] = "";
-    fx->worker = rr_worker_new(&fx->config, insecure, err, sizeof err);
-    if (!fx->worker)
+    if (master_peer_start_worker(&fx->link, &fx->config, insecure, err, sizeof err) < 0)
         fail_msg("%s", err);
-    assert_int_equal(pthread_create(&fx->thread, NULL, worker_thread, fx->worker), 0);
-    fx->running = true;
 }
 
 static void start_worker(fixture_t *fx)
@@ -91,17 +62,17 @@ static void start_worker(fixture_t *fx)
 /* Next message of TYPE from the worker (others are skipped); fails after TIMEOUT_MS. */
 static void expect_msg(fixture_t *fx, proto_type_t type, proto_msg_t *msg, int timeout_ms)
 {
-    zpoller_t *poller = zpoller_new(fx->router, NULL);
+    zpoller_t *poller = zpoller_new(fx->link.router, NULL);
     int64_t deadline = zclock_mono() + timeout_ms;
     while (zclock_mono() < deadline) {
         if (!zpoller_wait(poller, 50))
             continue;
         zframe_t *rid = NULL;
         proto_error_t err;
-        int rc = proto_recv(fx->router, &rid, msg, &err);
+        int rc = proto_recv(fx->link.router, &rid, msg, &err);
         if (rid) {
-            zframe_destroy(&fx->peer);
-            fx->peer = rid;
+            zframe_destroy(&fx->link.peer);
+            fx->link.peer = rid;
         }
         if (rc == 0 && msg->type == type) {
             zpoller_destroy(&poller);
@@ -116,7 +87,7 @@ static void expect_msg(fixture_t *fx, proto_type_t type, proto_msg_t *msg, int t
 /* True when no message of TYPE comes within MS. */
 static bool quiet(fixture_t *fx, proto_type_t type, int ms)
 {
-    zpoller_t *poller = zpoller_new(fx->router, NULL);
+    zpoller_t *poller = zpoller_new(fx->link.router, NULL);
     int64_t deadline = zclock_mono() + ms;
     bool none = true;
     while (none && zclock_mono() < deadline) {
@@ -125,7 +96,7 @@ static bool quiet(fixture_t *fx, proto_type_t type, int ms)
         zframe_t *rid = NULL;
         proto_msg_t msg;
         proto_error_t err;
-        if (proto_recv(fx->router, &rid, &msg, &err) == 0 && msg.type == type)
+        if (proto_recv(fx->link.router, &rid, &msg, &err) == 0 && msg.type == type)
             none = false;
         zframe_destroy(&rid);
         proto_msg_free(&msg);
@@ -138,7 +109,7 @@ static void send_msg(fixture_t *fx, proto_msg_t *msg)
 {
     proto_error_t err;
     msg->version = PROTO_VERSION;
-    if (proto_send(fx->router, fx->peer, msg, &err) < 0)
+    if (proto_send(fx->link.router, fx->link.peer, msg, &err) < 0)
         fail_msg("send %s: %s", proto_type_name(msg->type), err.text);
 }
 
@@ -155,7 +126,7 @@ static void send_welcome(fixture_t *fx, uint64_t epoch, proto_jobseq_t *jobs, si
 static void prespool(fixture_t *fx, uint64_t job, size_t count)
 {
     char err[512] = "";
-    rr_spool_t *spool = rr_spool_open(fx->spool_dir, job, err, sizeof err);
+    rr_spool_t *spool = rr_spool_open(fx->link.spool_dir, job, err, sizeof err);
     if (!spool)
         fail_msg("%s", err);
     for (uint64_t seq = 1; seq <= count; seq++) {
@@ -283,7 +254,7 @@ static void test_worker_resends_unacked_spool_and_forgets_acked_job(void **state
         proto_msg_free(&msg);
     }
     char path[4200];
-    snprintf(path, sizeof path, "%s/job-42.spool", fx->spool_dir);
+    snprintf(path, sizeof path, "%s/job-42.spool", fx->link.spool_dir);
     assert_int_equal(access(path, F_OK), 0);
     proto_msg_t ack = { .type = PROTO_MSG_EVENT_ACK };
     ack.u.event_ack = (proto_event_ack_t){ .job = 42, .seq = 4 };
@@ -324,21 +295,21 @@ static void test_worker_talks_curve_with_its_certificate(void **state)
 {
     fixture_t *fx = *state;
     char master_pub[4200], worker_cert[4200], worker_secret[4300];
-    snprintf(master_pub, sizeof master_pub, "%s/master.pub", fx->dir);
-    snprintf(worker_cert, sizeof worker_cert, "%s/worker", fx->dir);
+    snprintf(master_pub, sizeof master_pub, "%s/master.pub", fx->link.dir);
+    snprintf(worker_cert, sizeof worker_cert, "%s/worker", fx->link.dir);
     snprintf(worker_secret, sizeof worker_secret, "%s_secret", worker_cert);
     zcert_t *server = zcert_new(), *client = zcert_new();
     assert_int_equal(zcert_save_public(server, master_pub), 0);
     assert_int_equal(zcert_save(client, worker_cert), 0);
     /* a CURVE master in place of the plaintext one */
-    zsock_destroy(&fx->router);
-    fx->router = zsock_new(ZMQ_ROUTER);
-    proto_socket_setup(fx->router);
-    zsock_set_curve_server(fx->router, 1);
-    zcert_apply(server, fx->router);
-    int port = zsock_bind(fx->router, "tcp://127.0.0.1:*");
+    zsock_destroy(&fx->link.router);
+    fx->link.router = zsock_new(ZMQ_ROUTER);
+    proto_socket_setup(fx->link.router);
+    zsock_set_curve_server(fx->link.router, 1);
+    zcert_apply(server, fx->link.router);
+    int port = zsock_bind(fx->link.router, "tcp://127.0.0.1:*");
     assert_true(port > 0);
-    snprintf(fx->endpoint, sizeof fx->endpoint, "tcp://127.0.0.1:%d", port);
+    snprintf(fx->link.endpoint, sizeof fx->link.endpoint, "tcp://127.0.0.1:%d", port);
     fx->config.master_public_key = master_pub;
     fx->config.secret_key = worker_secret;
     start_worker_secure(fx, false);
@@ -357,7 +328,7 @@ static void test_worker_without_keys_refuses_plaintext_unless_insecure(void **st
     assert_null(rr_worker_new(&fx->config, false, err, sizeof err));
     assert_non_null(strstr(err, "--insecure"));
     char missing[4200];
-    snprintf(missing, sizeof missing, "%s/no-such-cert", fx->dir);
+    snprintf(missing, sizeof missing, "%s/no-such-cert", fx->link.dir);
     fx->config.master_public_key = missing;
     fx->config.secret_key = missing;
     err[0] = '\0';
