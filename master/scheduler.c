@@ -83,7 +83,7 @@ static int schedule_group(rr_store_t *store, group_t *group, rr_assignment_t *ou
     int rc = rr_store_queue_walk(store, group->devices[0].type, pick_job, group);
     for (size_t i = 0; i < group->picked && rc == RR_STORE_OK; i++) {
         const proto_deviceinfo_t *dev = &group->devices[i];
-        rc = rr_store_job_assign(store, group->jobs[i], dev->name, dev->worker);
+        rc = rr_store_job_assign_in_tx(store, group->jobs[i], dev->name, dev->worker);
         if (rc != RR_STORE_OK)
             break;
         rr_assignment_t *a = &out[(*count)++];

@@ -482,7 +482,13 @@ static int configure(rr_store_t *self, const rr_store_options_t *options)
                           self->path, self->journal);
     const char *sync = options && options->sync_full ? "PRAGMA synchronous = FULL"
                                                      : "PRAGMA synchronous = NORMAL";
+    /* 16 MiB of page cache instead of SQLite's 2 MiB: with a deep queue
+     * (bench_dispatch: 100,000 jobs) the default cache re-read the queue's
+     * index pages through pread on every scheduling pass. Not more: the
+     * cache fills up with the fleet (bench_heartbeat: 240,000 devices; 16 MiB
+     * costs at most 14 MiB of RSS more than the default). */
     if (exec_sql(self, sync, "synchronous") != RR_STORE_OK
+        || exec_sql(self, "PRAGMA cache_size = -16384", "cache_size") != RR_STORE_OK
         || exec_sql(self, "PRAGMA foreign_keys = ON", "foreign_keys") != RR_STORE_OK)
         return RR_STORE_E_DB;
     return RR_STORE_OK;

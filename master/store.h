@@ -146,8 +146,18 @@ int rr_store_jobs_count(rr_store_t *self, const char *state, uint64_t *count);
 /* Queued -> scheduled on DEVICE of WORKER; the device (idle) becomes reserved. */
 int rr_store_job_assign(rr_store_t *self, uint64_t id, const char *device, const char *worker);
 
+/* rr_store_job_assign for a caller that holds rr_store_begin and rolls it
+ * back on any failure (the scheduler's pass): no savepoint of its own, so a
+ * pass of N picks costs 2N statements in one transaction. */
+int rr_store_job_assign_in_tx(rr_store_t *self, uint64_t id, const char *device,
+                              const char *worker);
+
 /* The worker accepted JOB_START (sets the accepted flag; state unchanged). */
 int rr_store_job_accepted(rr_store_t *self, uint64_t id);
+
+/* rr_store_job_accepted for COUNT jobs in one transaction; a job that has
+ * ended or is gone meanwhile is skipped, not an error. */
+int rr_store_jobs_accepted(rr_store_t *self, const uint64_t *ids, size_t count);
 
 /* Scheduled -> running (also done by a "state running" event); device running. */
 int rr_store_job_running(rr_store_t *self, uint64_t id, uint64_t now_ms);

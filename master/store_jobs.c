@@ -286,10 +286,33 @@ int rr_store_job_assign(rr_store_t *self, uint64_t id, const char *device, const
     return store_finish_tx(self, job_assign_tx(self, id, device, worker));
 }
 
+int rr_store_job_assign_in_tx(rr_store_t *self, uint64_t id, const char *device,
+                              const char *worker)
+{
+    if (self->depth == 0)
+        return store_fail(self, RR_STORE_E_STATE, "job %" PRIu64 ": assign: no transaction",
+                          id);
+    return job_assign_tx(self, id, device, worker);
+}
+
 int rr_store_job_accepted(rr_store_t *self, uint64_t id)
 {
     sqlite3_stmt *s = store_stmt_u64(self, ST_JOB_ACCEPTED, id);
     return s ? job_update(self, s, id, "accept") : RR_STORE_E_DB;
+}
+
+int rr_store_jobs_accepted(rr_store_t *self, const uint64_t *ids, size_t count)
+{
+    if (count == 0)
+        return RR_STORE_OK;
+    int rc = rr_store_begin(self);
+    if (rc != RR_STORE_OK)
+        return rc;
+    for (size_t i = 0; i < count && rc == RR_STORE_OK; i++) {
+        sqlite3_stmt *s = store_stmt_u64(self, ST_JOB_ACCEPTED, ids[i]);
+        rc = s ? store_run(self, s, "accept", NULL) : RR_STORE_E_DB;
+    }
+    return store_finish_tx(self, rc);
 }
 
 /* Run statement SID that takes job ID as ?1 only. */
@@ -301,22 +324,25 @@ static int job_exec(rr_store_t *self, store_stmt_t sid, uint64_t id, const char 
 
 int store_job_running_tx(rr_store_t *self, uint64_t id, uint64_t now_ms)
 {
-    char state[16];
-    int rc = store_job_state(self, id, state);
-    if (rc != RR_STORE_OK)
-        return rc;
-    if (strcmp(state, RR_JOB_RUNNING) == 0 || strcmp(state, RR_JOB_CANCELING) == 0)
-        return RR_STORE_OK;
-    if (strcmp(state, RR_JOB_SCHEDULED) != 0)
-        return store_fail(self, RR_STORE_E_STATE, "job %" PRIu64 ": running: not allowed "
-                          "when %s", id, state);
+    /* The usual case (scheduled -> running) first; the state is read only
+     * when nothing changed, to tell a no-op from a refusal. */
     sqlite3_stmt *s = store_stmt_u64(self, ST_JOB_RUNNING, id);
     if (!s)
         return RR_STORE_E_DB;
     bind_u64(s, 2, now_ms);
-    if ((rc = store_run(self, s, "job running", NULL)) != RR_STORE_OK)
+    int changes = 0;
+    int rc = store_run(self, s, "job running", &changes);
+    if (rc != RR_STORE_OK)
         return rc;
-    return job_exec(self, ST_DEV_RUNNING, id, "device running");
+    if (changes == 1)
+        return job_exec(self, ST_DEV_RUNNING, id, "device running");
+    char state[16];
+    if ((rc = store_job_state(self, id, state)) != RR_STORE_OK)
+        return rc;
+    if (strcmp(state, RR_JOB_RUNNING) == 0 || strcmp(state, RR_JOB_CANCELING) == 0)
+        return RR_STORE_OK;
+    return store_fail(self, RR_STORE_E_STATE, "job %" PRIu64 ": running: not allowed when %s",
+                      id, state);
 }
 
 int rr_store_job_running(rr_store_t *self, uint64_t id, uint64_t now_ms)
