@@ -53,6 +53,9 @@ struct _rr_sol_t {
     uint64_t quiet_ns;          /* a pause this long: libipmiconsole sent a keepalive */
     uint64_t last_traffic_ns;   /* mono: last byte typed or read */
     uint64_t busy_since_ns;     /* mono: start of the traffic without such a pause */
+    uint64_t rtt_min_ns;        /* fastest byte written -> its echo read, 0 = none yet */
+    int echo_char;              /* the byte rr_sol_type waits to see echoed, -1 = none */
+    bool echo_seen;             /* it was in the output read last */
     char error[1024];
 };
 
@@ -186,6 +189,7 @@ rr_sol_t *rr_sol_open(const char *host, uint16_t port, const char *user, const c
         goto err_free;
     }
     self->fd = -1;
+    self->echo_char = -1;
     pthread_once(&engine_once, engine_init);
     if (engine_errno) {
         snprintf(cause, sizeof cause, "console engine: %s", strerror(engine_errno));
@@ -308,6 +312,8 @@ static int pump(rr_sol_t *self, uint64_t deadline_ns, rr_sol_sink_fn *sink, void
         return -2;
     if (n == 0)
         return -1;
+    if (self->echo_char >= 0)
+        self->echo_seen = memchr(buf, self->echo_char, (size_t) n) != NULL;
     if (sink)
         sink(arg, buf, (size_t) n);
     return rr_expect_feed(self->unmatched, buf, (size_t) n);
@@ -380,26 +386,37 @@ static int wait_taken(rr_sol_t *self, rr_sol_sink_fn *sink, void *arg)
     return 0;
 }
 
-/* Wait until output arrives (the node's echo of the byte just typed), at most
- * MAX_NS, passing it to SINK. Returns 1 when output came, 0 on time-out, -2
- * when the session is lost. */
-static int wait_echo(rr_sol_t *self, uint64_t max_ns, rr_sol_sink_fn *sink, void *arg)
+/* Wait until the node echoes byte C (output holding it arrives), at most
+ * MAX_NS, passing all output to SINK. Other output (a prompt, a command's
+ * late lines) is no echo: the byte may still sit in the engine. Returns 1 when
+ * the echo came, 0 on time-out, -2 when the session is lost. */
+static int wait_echo(rr_sol_t *self, char c, uint64_t max_ns, rr_sol_sink_fn *sink, void *arg)
 {
     uint64_t give_up = mono_ns() + max_ns;
+    int found = 0;
+    self->echo_char = (unsigned char) c;
+    self->echo_seen = false;
     for (;;) {
         uint64_t now = mono_ns();
         if (now >= give_up)
-            return 0;
+            break;
         struct timespec ts = { .tv_sec = (time_t) ((give_up - now) / 1000000000ULL),
                                .tv_nsec = (long) ((give_up - now) % 1000000000ULL) };
         struct pollfd pfd = { .fd = self->fd, .events = POLLIN };
         int ready = ppoll(&pfd, 1, &ts, NULL);
         if (ready < 0 && errno == EINTR)
             continue;
-        if (ready <= 0)
-            return ready < 0 ? -2 : 0;
-        return pump(self, mono_ns(), sink, arg) == -2 ? -2 : 1;
+        if (ready < 0 || (ready > 0 && pump(self, mono_ns(), sink, arg) == -2)) {
+            found = -2;
+            break;
+        }
+        if (self->echo_seen) {
+            found = 1;
+            break;
+        }
     }
+    self->echo_char = -1;
+    return found;
 }
 
 /* Send the session's first SOL packet: one ^U on its own. Stock ipmi_sim
@@ -426,37 +443,65 @@ static int type_primer(rr_sol_t *self, uint32_t delay_ms, rr_sol_sink_fn *sink, 
     return 0;
 }
 
+/* When the next byte may go: DELAY_NS after the node got the last one,
+ * written at WRITTEN_NS and echoed at ECHO_NS. The node got it at the latest
+ * at its echo less the path's fastest way back, the next one arrives at the
+ * earliest its write plus the fastest way there: both together are at least
+ * the fastest write-to-echo round trip seen (rtt_min_ns), so the next byte is
+ * due at ECHO_NS + DELAY_NS - rtt_min_ns. Pacing from the echo itself added a
+ * whole round trip to every character (6.1-6.6 ms per character for 5 ms). A
+ * byte the path held back still shows in a late echo, and holds the next one
+ * back as long. SAMPLE: this echo may teach the round trip (it followed an
+ * echoed byte, so it is not the late echo of an earlier one). */
+static uint64_t next_due(rr_sol_t *self, uint64_t written_ns, uint64_t echo_ns, uint64_t delay_ns,
+                         bool sample)
+{
+    uint64_t rtt = echo_ns - written_ns;
+    if (sample && (!self->rtt_min_ns || rtt < self->rtt_min_ns))
+        self->rtt_min_ns = rtt;
+    uint64_t ahead = self->rtt_min_ns < rtt ? self->rtt_min_ns : rtt;
+    return echo_ns + delay_ns - ahead;
+}
+
 int rr_sol_type(rr_sol_t *self, const char *data, size_t len, uint32_t delay_ms,
                 rr_sol_sink_fn *sink, void *arg)
 {
+    uint64_t delay_ns = (uint64_t) delay_ms * 1000000ULL;
+    bool last_echoed = false;
     if (len && !self->primed && type_primer(self, delay_ms, sink, arg) < 0)
         return -1;
     for (size_t i = 0; i < len; i++) {
+        uint64_t written = mono_ns();
         if (type_byte(self, data[i]) < 0)
             return -1;
-        /* Pace from the moment libipmiconsole's engine took the byte (it sends
-         * a byte in the SOL packet it builds when it reads it, once the
-         * previous packet is acked), on the monotonic clock: an engine thread
-         * that runs late would otherwise read the next byte sooner than
-         * DELAY_MS after this one, or both at once into one packet, and the
-         * node would get them closer together (measured under load: gaps of
-         * 0.3-16 ms for a 20 ms delay). Output draining never shortens the
-         * gap, a slow drain only lengthens it. */
-        if (delay_ms && wait_taken(self, sink, arg) == -2)
+        if (!delay_ms)
+            continue;
+        /* Pace from the node's echo of the byte, when it echoes (next_due):
+         * the node printed it after it received the byte, so the engine took
+         * it and the BMC delivered it, however late either ran (measured under
+         * load without this: 0.3-16 ms gaps at the node for 20 ms). */
+        int echoed = wait_echo(self, data[i], delay_ns, sink, arg);
+        if (echoed == -2)
             return -1;
-        /* Then from the node's echo, when it echoes: the node printed it after
-         * it received the byte, so the next byte reaches the node at least
-         * DELAY_MS after this one, whatever jitter the BMC path adds (measured
-         * under load without this: 15-17 ms gaps at the node for 20 ms). A
-         * node that does not echo (a password prompt) costs at most DELAY_MS
-         * more per byte. */
-        if (delay_ms && wait_echo(self, (uint64_t) delay_ms * 1000000ULL, sink, arg) == -2)
-            return -1;
-        uint64_t due = mono_ns() + (uint64_t) delay_ms * 1000000ULL;
-        do {
+        uint64_t due;
+        if (echoed) {
+            due = next_due(self, written, mono_ns(), delay_ns, last_echoed);
+        } else {
+            /* No echo (a password prompt): pace from the moment
+             * libipmiconsole's engine took the byte, on the monotonic clock:
+             * an engine thread that runs late would otherwise read the next
+             * byte sooner than DELAY_MS after this one, or both at once into
+             * one packet. Such a byte costs DELAY_MS more. */
+            if (wait_taken(self, sink, arg) == -2)
+                return -1;
+            due = mono_ns() + delay_ns;
+        }
+        last_echoed = echoed == 1;
+        /* Output draining never shortens the gap, a slow drain only lengthens it. */
+        while (mono_ns() < due) {
             if (pump(self, due, sink, arg) == -2)
                 return -1;
-        } while (mono_ns() < due);
+        }
     }
     return 0;
 }
