@@ -275,27 +275,43 @@ static int hold_sol(void)
         pause();
 }
 
-/* Start a child holding an SOL session to node 0; returns once it holds it. */
+/* Start a child holding an SOL session to node 0; returns once it holds it.
+ * Only async-signal-safe calls between fork and exec: earlier tests left
+ * libipmiconsole's engine threads running in this process, and a child that
+ * called malloc (setenv) could inherit an allocator lock one of them held
+ * and hang forever (seen under ASan). Its environment is built here first. */
 static void start_holder(fixture_t *f, bool one_packet)
 {
     const rr_rig_node_t *node = node0(f);
+    extern char **environ;
+    char host[300], port[32], user[300], password[300], one[32] = "RR_HOLD_ONE_PACKET=1";
+    snprintf(host, sizeof host, "RR_HOLD_HOST=%s", node->host);
+    snprintf(port, sizeof port, "RR_HOLD_PORT=%u", (unsigned) node->port);
+    snprintf(user, sizeof user, "RR_HOLD_USER=%s", node->user);
+    snprintf(password, sizeof password, "RR_HOLD_PASSWORD=%s", node->password);
+    size_t count = 0;
+    while (environ[count])
+        count++;
+    char **envp = calloc(count + 6, sizeof *envp);
+    assert_non_null(envp);
+    memcpy(envp, environ, count * sizeof *envp);
+    envp[count++] = host;
+    envp[count++] = port;
+    envp[count++] = user;
+    envp[count++] = password;
+    if (one_packet)
+        envp[count++] = one;
+    char *argv[] = { "test_sol", "hold-sol", NULL };
     int ready[2];
-    char port[8];
-    snprintf(port, sizeof port, "%u", (unsigned) node->port);
     assert_int_equal(pipe(ready), 0);
     f->holder = fork();
     assert_true(f->holder >= 0);
     if (f->holder == 0) {
         dup2(ready[1], STDOUT_FILENO);
-        setenv("RR_HOLD_HOST", node->host, 1);
-        setenv("RR_HOLD_PORT", port, 1);
-        setenv("RR_HOLD_USER", node->user, 1);
-        setenv("RR_HOLD_PASSWORD", node->password, 1);
-        if (one_packet)
-            setenv("RR_HOLD_ONE_PACKET", "1", 1);
-        execl("/proc/self/exe", "test_sol", "hold-sol", (char *) NULL);
+        execve("/proc/self/exe", argv, envp);
         _exit(127);
     }
+    free(envp);
     close(ready[1]);
     char ok = 0;
     ssize_t n = read(ready[0], &ok, 1);
