@@ -9,6 +9,7 @@ caller, a child subreaper, kills whatever chromium left behind).
 import base64
 import json
 import os
+import socket
 import subprocess
 import time
 import urllib.error
@@ -29,6 +30,14 @@ class Browser:
         for prog in (CHROMEDRIVER, CHROMIUM):
             if not os.access(prog, os.X_OK):
                 raise Failure(f"{prog} missing: run deploy/install-deps.sh (chromium chromium-driver)")
+        try:
+            socket.getaddrinfo("localhost", None)
+        except OSError as e:
+            # chromedriver reaches Chromium's DevTools at "localhost": without it the
+            # session fails as "unable to connect to renderer" (seen in a debootstrap
+            # chroot, which has no /etc/hosts; a Debian install always has one).
+            raise Failure(f"'localhost' does not resolve ({e}): chromedriver needs it "
+                          "to reach Chromium; add '127.0.0.1 localhost' to /etc/hosts")
         self.port = free_tcp_ports(1)[0]
         self.base = f"http://127.0.0.1:{self.port}"
         self.session = None
