@@ -138,10 +138,8 @@ static int take_chunk(fetch_t *f, const proto_artifact_data_t *d)
 /* stdout: the bytes are out already; say when they were not the master's. */
 static int verify_stream(fetch_t *f)
 {
-    unsigned char digest[crypto_hash_sha256_BYTES];
     char sha[RR_SHA256_HEX];
-    crypto_hash_sha256_final(&f->hash, digest);
-    sodium_bin2hex(sha, sizeof sha, digest, sizeof digest);
+    rr_sha256_final_hex(&f->hash, sha);
     if (!strcmp(sha, f->sha256))
         return 0;
     rr_cli_error("fetch %s: the bytes written have sha256 %s, the master stores %s", f->name,

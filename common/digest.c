@@ -14,7 +14,6 @@
 int rr_sha256_fd(int fd, uint64_t limit, char hex[RR_SHA256_HEX], uint64_t *size)
 {
     crypto_hash_sha256_state state;
-    unsigned char digest[crypto_hash_sha256_BYTES];
     unsigned char *buf = malloc(READ_CHUNK);
     uint64_t at = 0;
     if (!buf || sodium_init() < 0) {
@@ -40,11 +39,17 @@ int rr_sha256_fd(int fd, uint64_t limit, char hex[RR_SHA256_HEX], uint64_t *size
         at += (uint64_t)n;
     }
     free(buf);
-    crypto_hash_sha256_final(&state, digest);
-    sodium_bin2hex(hex, RR_SHA256_HEX, digest, sizeof digest);
+    rr_sha256_final_hex(&state, hex);
     if (size)
         *size = at;
     return 0;
+}
+
+void rr_sha256_final_hex(crypto_hash_sha256_state *state, char hex[RR_SHA256_HEX])
+{
+    unsigned char digest[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256_final(state, digest);
+    sodium_bin2hex(hex, RR_SHA256_HEX, digest, sizeof digest);
 }
 
 int rr_sha256_file(const char *path, char hex[RR_SHA256_HEX], uint64_t *size)

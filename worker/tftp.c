@@ -1,6 +1,7 @@
 /* tftp.c: artifact downloads (libcurl, libsodium sha256) and pxelinux configs. */
 #include "tftp.h"
 #include "confine.h"
+#include "digest.h"
 
 #include <ctype.h>
 #include <curl/curl.h>
@@ -176,12 +177,6 @@ static dl_result_t dl_attempt(const char *fetch, const char *url, const char *tm
     return DL_OK;
 }
 
-static void hex(const unsigned char *bin, size_t n, char *out)
-{
-    for (size_t i = 0; i < n; i++)
-        sprintf(out + 2 * i, "%02x", bin[i]);
-}
-
 static void sleep_ms(uint32_t ms)
 {
     struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
@@ -192,9 +187,7 @@ static void sleep_ms(uint32_t ms)
 static int dl_verify(const char *url, dl_state_t *st, const char *sha256, char *sha_hex,
                      char *err, size_t errlen)
 {
-    unsigned char digest[crypto_hash_sha256_BYTES];
-    crypto_hash_sha256_final(&st->sha, digest);
-    hex(digest, sizeof digest, sha_hex);
+    rr_sha256_final_hex(&st->sha, sha_hex);
     if (sha256 && strcasecmp(sha256, sha_hex)) {
         snprintf(err, errlen, "download %s: sha256 mismatch: expected %s, got %s", url, sha256,
                  sha_hex);
@@ -308,7 +301,7 @@ static int download_to(const char *fetch, const char *url, const char *path, con
         size_t n = strlen(err);
         snprintf(err + n, errlen - n, " (after %u tries)", tries);
     }
-    char sha_hex[2 * crypto_hash_sha256_BYTES + 1];
+    char sha_hex[RR_SHA256_HEX];
     if (res != DL_OK || dl_verify(url, &st, sha256, sha_hex, err, errlen) < 0)
         goto err_unlink;
     if (rename(tmp, path) < 0) {
