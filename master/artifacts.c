@@ -1,10 +1,11 @@
 /* artifacts.c: artifacts stored by the master (see artifacts.h).
  *
- * Everything runs on the master's loop. A chunk costs one pwrite and one
- * fdatasync; the last one also a SHA-256 pass over the whole file (about
- * 0.1 s per 50 MB) before the rename: the road not taken is hashing on the
- * way in, which a resumed upload (bytes already on disk from before a
- * restart) would have to re-read anyway. */
+ * Everything runs on the master's loop. A chunk costs one pwrite, one
+ * fdatasync and the SHA-256 of its new bytes (artifact_hashes.h), so the
+ * last one needs no pass over the whole file (a 1 GiB artifact held the loop
+ * about 2 s that way). Only an upload resumed after a master restart, whose
+ * first bytes were written by the process before, is hashed from its file
+ * when it is whole. */
 #include "artifacts.h"
 
 #include <errno.h>
@@ -149,6 +150,7 @@ static int s_begin(rr_master_t *self, const proto_artifact_chunk_t *c, const art
     uint64_t quota = self->config->artifact_quota_bytes ? self->config->artifact_quota_bytes
                                                         : RR_ARTIFACT_QUOTA_DEFAULT;
     uint64_t others = 0;
+    rr_artifact_hashes_forget(self->artifact_hashes, c->job, c->name);
     unlink(p->part);
     unlink(p->final);
     int rc = rr_store_artifacts_bytes(self->store, c->job, c->name, &others);
@@ -235,7 +237,8 @@ static int s_complete(rr_master_t *self, const proto_artifact_chunk_t *c, const 
         s_why(why, len, "truncate %s: %s", p->part, strerror(errno));
         return -1;
     }
-    if (rr_sha256_file(path, sha, NULL) < 0) {
+    if (rr_artifact_hashes_take(self->artifact_hashes, c->job, c->name, c->total, sha) < 0
+        && rr_sha256_file(path, sha, NULL) < 0) {
         s_why(why, len, "read %s: %s", path, strerror(errno));
         return -1;
     }
@@ -269,15 +272,22 @@ void rr_artifacts_chunk(rr_master_t *self, zframe_t *rid, const proto_artifact_c
         s_refuse(self, rid, c, why, false);
         return;
     }
+    if (!self->artifact_hashes && !(self->artifact_hashes = rr_artifact_hashes_new())) {
+        rr_error("job %" PRIu64 ": artifact '%s': out of memory (not acked)", c->job, c->name);
+        return;
+    }
     s_paths(self, c->job, c->name, &p);
     if (s_row(self, rid, c, &p) == 0)
         return;
     uint64_t have = s_have(&p, &renamed);
-    if (!renamed && c->off <= have && (c->off + c->data_len > have || have == 0)
-        && s_write(&p, c, &have) < 0) {
-        rr_error("job %" PRIu64 ": artifact '%s': write %s: %s (not acked: the worker "
-                 "sends it again)", c->job, c->name, p.part, strerror(errno));
-        return;
+    if (!renamed && c->off <= have && (c->off + c->data_len > have || have == 0)) {
+        if (s_write(&p, c, &have) < 0) {
+            rr_error("job %" PRIu64 ": artifact '%s': write %s: %s (not acked: the worker "
+                     "sends it again)", c->job, c->name, p.part, strerror(errno));
+            return;
+        }
+        rr_artifact_hashes_feed(self->artifact_hashes, c->job, c->name, c->off, c->data,
+                                c->data_len);
     }
     if (have < c->total) {
         s_ack(self, rid, c, have, false, NULL);

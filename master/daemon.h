@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "artifact_hashes.h"
 #include "auth.h"
 #include "common.h"
 #include "health.h"
@@ -59,6 +60,7 @@ struct _rr_master_t {
     rr_notify_t *notify;                /* job notifications (notify.h) */
     rr_retention_t *retention;          /* log retention (retention.h); NULL = keep all */
     rr_health_t *health;                /* health-check jobs (health.h) */
+    rr_artifact_hashes_t *artifact_hashes; /* uploads' running SHA-256s; made at the first chunk */
     char worker_endpoint[256];
     char client_endpoint[256];
 };

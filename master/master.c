@@ -335,6 +335,7 @@ void rr_master_destroy(rr_master_t **self_p)
     zsock_destroy(&self->worker_sock);
     rr_store_destroy(&self->store);
     rr_health_destroy(&self->health);
+    rr_artifact_hashes_destroy(&self->artifact_hashes);
     free(self);
     *self_p = NULL;
 }
