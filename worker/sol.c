@@ -319,6 +319,17 @@ static int pump(rr_sol_t *self, uint64_t deadline_ns, rr_sol_sink_fn *sink, void
     return rr_expect_feed(self->unmatched, buf, (size_t) n);
 }
 
+/* Pass output to SINK until DUE_NS (monotonic): draining never shortens a
+ * wait, a slow drain only lengthens it. Returns 0, or -1 when the session is lost. */
+static int pump_until(rr_sol_t *self, uint64_t due_ns, rr_sol_sink_fn *sink, void *arg)
+{
+    do {
+        if (pump(self, due_ns, sink, arg) == -2)
+            return -1;
+    } while (mono_ns() < due_ns);
+    return 0;
+}
+
 static void describe_timeout(rr_sol_t *self, const char *const *needles, size_t count,
                              uint32_t timeout_ms)
 {
@@ -434,11 +445,9 @@ static int type_primer(rr_sol_t *self, uint32_t delay_ms, rr_sol_sink_fn *sink, 
     if (type_byte(self, SOL_KILL_LINE) < 0 || wait_taken(self, sink, arg) == -2)
         return -1;
     uint64_t settle = (uint64_t) delay_ms * 1000000ULL;
-    uint64_t due = mono_ns() + (settle > SOL_PRIME_SETTLE_NS ? settle : SOL_PRIME_SETTLE_NS);
-    do {
-        if (pump(self, due, sink, arg) == -2)
-            return -1;
-    } while (mono_ns() < due);
+    if (pump_until(self, mono_ns() + (settle > SOL_PRIME_SETTLE_NS ? settle : SOL_PRIME_SETTLE_NS),
+                   sink, arg) < 0)
+        return -1;
     self->primed = true;
     return 0;
 }
@@ -497,11 +506,8 @@ int rr_sol_type(rr_sol_t *self, const char *data, size_t len, uint32_t delay_ms,
             due = mono_ns() + delay_ns;
         }
         last_echoed = echoed == 1;
-        /* Output draining never shortens the gap, a slow drain only lengthens it. */
-        while (mono_ns() < due) {
-            if (pump(self, due, sink, arg) == -2)
-                return -1;
-        }
+        if (mono_ns() < due && pump_until(self, due, sink, arg) < 0)
+            return -1;
     }
     return 0;
 }
