@@ -231,3 +231,10 @@ int rr_connection_call(const rr_cli_opts_t *opts, const proto_msg_t *request,
     rr_connection_destroy(&conn);
     return rc;
 }
+
+int rr_connection_open_for_job(const rr_cli_opts_t *opts, const char *text, uint64_t *job,
+                               rr_connection_t **out)
+{
+    int rc = rr_cli_job_id(text, job);
+    return rc != 0 ? rc : rr_connection_open(opts, out);
+}

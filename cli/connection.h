@@ -18,6 +18,11 @@ typedef struct _rr_connection_t rr_connection_t;
 /* Connect to OPTS->master (loading the CURVE certs unless OPTS->insecure) into *OUT. */
 int rr_connection_open(const rr_cli_opts_t *opts, rr_connection_t **out);
 
+/* Read the job id TEXT (a command's argument) into *JOB, then rr_connection_open:
+ * 0, or the exit code with the error printed. */
+int rr_connection_open_for_job(const rr_cli_opts_t *opts, const char *text, uint64_t *job,
+                               rr_connection_t **out);
+
 /* Close the connection and NULL *SELF. */
 void rr_connection_destroy(rr_connection_t **self);
 

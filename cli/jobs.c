@@ -98,9 +98,7 @@ int rr_cmd_show(const rr_cli_opts_t *opts, int argc, char **args)
     rr_connection_t *conn = NULL;
     rr_jobstream_t *stream = NULL;
     (void)argc;
-    int rc = rr_cli_job_id(args[0], &req.u.job.job);
-    if (rc == 0)
-        rc = rr_connection_open(opts, &conn);
+    int rc = rr_connection_open_for_job(opts, args[0], &req.u.job.job, &conn);
     if (rc != 0)
         return rc;
     rc = rr_connection_request(conn, &req, PROTO_MSG_JOB_DETAIL, &reply);

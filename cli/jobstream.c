@@ -255,3 +255,16 @@ json_t *rr_jobstream_summary_json(const rr_jobstream_t *self)
                      "actions", records_json(&self->actions, "took_ms"),
                      "results", records_json(&self->results, "exit"));
 }
+
+bool rr_jobstream_report(const rr_jobstream_t *self, uint64_t job, bool json, FILE *out)
+{
+    if (json) {
+        json_t *summary = rr_jobstream_summary_json(self);
+        if (summary)
+            json_object_set_new(summary, "job", json_integer((json_int_t)job));
+        rr_json_print(summary, out);
+    } else {
+        rr_jobstream_print_summary(self, job, out);
+    }
+    return self->outcome && strcmp(self->outcome, "complete") == 0;
+}

@@ -41,4 +41,8 @@ void rr_jobstream_print_tables(const rr_jobstream_t *self, FILE *out);
 /* The summary as JSON: {"outcome", "reason", "actions": [...], "results": [...]}. */
 json_t *rr_jobstream_summary_json(const rr_jobstream_t *self);
 
+/* The closing report of JOB on OUT: the summary as a table, or with JSON its
+ * object plus "job". True when the job completed (the exit status to give). */
+bool rr_jobstream_report(const rr_jobstream_t *self, uint64_t job, bool json, FILE *out);
+
 #endif

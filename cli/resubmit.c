@@ -36,9 +36,7 @@ int rr_cmd_resubmit(const rr_cli_opts_t *opts, int argc, char **args)
     rr_connection_t *conn = NULL;
     uint64_t job;
     (void)argc;
-    int rc = rr_cli_job_id(args[0], &job);
-    if (rc == 0)
-        rc = rr_connection_open(opts, &conn);
+    int rc = rr_connection_open_for_job(opts, args[0], &job, &conn);
     if (rc != 0)
         return rc;
     rc = fetch_yaml(conn, job, &detail);
@@ -64,24 +62,13 @@ int rr_cmd_wait(const rr_cli_opts_t *opts, int argc, char **args)
     rr_jobstream_t *stream = NULL;
     uint64_t job;
     (void)argc;
-    int rc = rr_cli_job_id(args[0], &job);
-    if (rc == 0)
-        rc = rr_connection_open(opts, &conn);
+    int rc = rr_connection_open_for_job(opts, args[0], &job, &conn);
     if (rc != 0)
         return rc;
     stream = rr_jobstream_new(NULL, false); /* record only: the summary says what matters */
     rc = stream ? rr_logs_fetch(conn, job, true, stream) : RR_EXIT_FAILED;
     if (rc == 0) {
-        const char *outcome = rr_jobstream_outcome(stream);
-        if (opts->json) {
-            json_t *summary = rr_jobstream_summary_json(stream);
-            if (summary)
-                json_object_set_new(summary, "job", json_integer((json_int_t)job));
-            rr_json_print(summary, stdout);
-        } else {
-            rr_jobstream_print_summary(stream, job, stdout);
-        }
-        rc = outcome && strcmp(outcome, "complete") == 0 ? RR_EXIT_OK : RR_EXIT_FAILED;
+        rc = rr_jobstream_report(stream, job, opts->json, stdout) ? RR_EXIT_OK : RR_EXIT_FAILED;
     } else if (rc == RR_EXIT_INTERRUPTED) {
         rr_cli_error("stopped waiting; job %" PRIu64 " goes on", job);
     }

@@ -117,16 +117,7 @@ static int wait_for_job(rr_connection_t *conn, const rr_cli_opts_t *opts, uint64
         rr_cli_error("stopped waiting; job %" PRIu64 " goes on (rackrun cancel %" PRIu64 " stops it)",
                      job, job);
     } else if (rc == 0) {
-        const char *outcome = rr_jobstream_outcome(stream);
-        if (opts->json) {
-            json_t *summary = rr_jobstream_summary_json(stream);
-            if (summary)
-                json_object_set_new(summary, "job", json_integer((json_int_t)job));
-            rr_json_print(summary, stdout);
-        } else {
-            rr_jobstream_print_summary(stream, job, stdout);
-        }
-        rc = outcome && strcmp(outcome, "complete") == 0 ? RR_EXIT_OK : RR_EXIT_FAILED;
+        rc = rr_jobstream_report(stream, job, opts->json, stdout) ? RR_EXIT_OK : RR_EXIT_FAILED;
     }
     rr_jobstream_destroy(&stream);
     return rc;
