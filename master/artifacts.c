@@ -8,6 +8,7 @@
  * when it is whole. */
 #include "artifacts.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -300,6 +301,41 @@ void rr_artifacts_chunk(rr_master_t *self, zframe_t *rid, const proto_artifact_c
         rr_error("job %" PRIu64 ": artifact '%s': %s (not acked)", c->job, c->name, why);
     else
         s_ack(self, rid, c, c->total, true, NULL);
+}
+
+/* Delete the files of directory DIR and DIR itself, adding their sizes to *BYTES. */
+static int s_remove_dir(const char *dir, uint64_t *bytes)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return errno == ENOENT ? 0 : -1;
+    int rc = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        struct stat st;
+        if (streq(e->d_name, ".") || streq(e->d_name, ".."))
+            continue;
+        if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+            *bytes += (uint64_t)st.st_size;
+        if (unlinkat(dirfd(d), e->d_name, 0) < 0 && errno != ENOENT)
+            rc = -1;
+    }
+    int saved = errno;
+    closedir(d);
+    if (rc == 0 && rmdir(dir) < 0 && errno != ENOENT)
+        return -1;
+    errno = saved;
+    return rc;
+}
+
+int rr_artifacts_remove_files(const char *root, uint64_t job, uint64_t *bytes)
+{
+    char dir[PATH_LEN];
+    *bytes = 0;
+    snprintf(dir, sizeof dir, "%.3000s/%" PRIu64, root, job);
+    int rc = s_remove_dir(dir, bytes);
+    snprintf(dir, sizeof dir, "%.3000s/%" PRIu64 ".partial", root, job);
+    return s_remove_dir(dir, bytes) < 0 ? -1 : rc;
 }
 
 /* ---- clients ---- */

@@ -33,6 +33,10 @@ bool rr_artifact_name_ok(const char *name, char *why, size_t len);
 /* The directory holding every job's artifacts, for CONFIG, into BUF. */
 char *rr_artifacts_root(const rr_master_config_t *config, char *buf, size_t len);
 
+/* Delete JOB's artifact files under ROOT (whole and partial); *BYTES gets
+ * the bytes they held. 0, or -1 with errno (ENOENT is no error: none left). */
+int rr_artifacts_remove_files(const char *root, uint64_t job, uint64_t *bytes);
+
 /* Worker socket: store CHUNK (the sender owns its job) and answer ARTIFACT_ACK to RID. */
 void rr_artifacts_chunk(rr_master_t *self, zframe_t *rid, const proto_artifact_chunk_t *chunk);
 

@@ -9,6 +9,7 @@
 #include <malloc.h>
 #include <stdarg.h>
 
+#include "artifacts.h"
 #include "daemon.h"
 #include "scheduler.h"
 
@@ -283,8 +284,11 @@ rr_master_t *rr_master_new(const rr_master_config_t *config, char *err, size_t e
         goto fail;
     }
     if (config->log_retention_age_ms || config->log_retention_size_bytes) {
-        rr_retention_options_t retention = { .age_ms = config->log_retention_age_ms,
-                                             .size_bytes = config->log_retention_size_bytes };
+        char artifacts_dir[4096];
+        rr_retention_options_t retention = {
+            .age_ms = config->log_retention_age_ms,
+            .size_bytes = config->log_retention_size_bytes,
+            .artifacts_dir = rr_artifacts_root(config, artifacts_dir, sizeof artifacts_dir) };
         if (!(self->retention = rr_retention_new(self->store, self->loop, &retention))) {
             snprintf(err, errlen, "cannot start log retention");
             goto fail;

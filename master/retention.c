@@ -10,8 +10,12 @@
 #include <czmq.h>
 #include <inttypes.h>
 #include <stdbool.h>
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "artifacts.h"
 #include "log.h"
 #include "units.h"
 
@@ -61,11 +65,17 @@ rr_retention_t *rr_retention_new(rr_store_t *store, zloop_t *loop,
     self->store = store;
     self->loop = loop;
     self->options = *options;
+    self->options.artifacts_dir = NULL;
+    if (options->artifacts_dir && !(self->options.artifacts_dir = strdup(options->artifacts_dir))) {
+        free(self);
+        return NULL;
+    }
     self->options.interval_ms = options->interval_ms ? options->interval_ms : 60000;
     self->options.max_jobs = options->max_jobs ? options->max_jobs : 50;
     self->timer = self->soon = -1;
     if (loop && (self->timer = zloop_timer(loop, self->options.interval_ms, 0, s_on_timer,
                                            self)) < 0) {
+        free((char *)self->options.artifacts_dir);
         free(self);
         return NULL;
     }
@@ -81,6 +91,7 @@ void rr_retention_destroy(rr_retention_t **self_p)
         zloop_timer_end(self->loop, self->timer);
     if (self->loop && self->soon >= 0)
         zloop_timer_end(self->loop, self->soon);
+    free((char *)self->options.artifacts_dir);
     free(self);
     *self_p = NULL;
 }
@@ -98,6 +109,28 @@ static bool s_over_budget(rr_retention_t *self)
     return used > self->options.size_bytes;
 }
 
+/* Remove JOB's artifacts: rows first (a crash then leaves files that the
+ * walk after a restart deletes), then the files. 0, or -1 on a store error. */
+static int s_prune_artifacts(rr_retention_t *self, uint64_t job, const char *why)
+{
+    char reason[128];
+    size_t rows = 0;
+    uint64_t bytes = 0;
+    snprintf(reason, sizeof reason, "removed by log retention (%s)", why);
+    if (rr_store_artifacts_remove(self->store, job, reason, &rows) != RR_STORE_OK) {
+        rr_warn("retention: job %" PRIu64 ": %s", job, rr_store_error(self->store));
+        return -1;
+    }
+    if (rr_artifacts_remove_files(self->options.artifacts_dir, job, &bytes) < 0)
+        rr_warn("retention: job %" PRIu64 ": artifacts in %s: %s (left on disk)", job,
+                self->options.artifacts_dir, strerror(errno));
+    if (rows || bytes)
+        rr_info("retention: job %" PRIu64 ": %zu artifact(s) removed (%" PRIu64 " bytes; %s)",
+                job, rows, bytes, why);
+    self->stats.artifact_bytes += bytes;
+    return 0;
+}
+
 static int s_prune(rr_retention_t *self, const rr_store_ended_t *job, const char *why)
 {
     uint64_t bytes = 0;
@@ -105,6 +138,8 @@ static int s_prune(rr_retention_t *self, const rr_store_ended_t *job, const char
         rr_warn("retention: job %" PRIu64 ": %s", job->job, rr_store_error(self->store));
         return -1;
     }
+    if (self->options.artifacts_dir && s_prune_artifacts(self, job->job, why) < 0)
+        return -1;
     if (bytes) {
         rr_info("retention: job %" PRIu64 ": console log removed (%" PRIu64 " bytes; %s)",
                 job->job, bytes, why);

@@ -8,8 +8,9 @@
  *
  * Only console bytes are dropped (rr_store_logs_prune): the job, its
  * outcome and reason, its actions and test results stay, and its log
- * becomes one line saying the log was removed by retention. Open jobs are
- * never touched.
+ * becomes one line saying the log was removed by retention. The job's
+ * artifacts (artifacts.h) go with its log: their files are deleted, their
+ * rows stay, state "removed" with the reason. Open jobs are never touched.
  *
  * Jobs are pruned in the order they ended, from a watermark kept in memory
  * (after a restart the walk starts over; jobs already pruned cost one
@@ -35,11 +36,13 @@ typedef struct {
     uint64_t size_bytes;        /* 0 = no size budget */
     uint32_t interval_ms;       /* between passes; 0 = 60000 */
     uint32_t max_jobs;          /* per pass; 0 = 50 */
+    const char *artifacts_dir;  /* the artifacts root (copied); NULL = leave artifacts */
 } rr_retention_options_t;
 
 typedef struct {
     uint64_t jobs;              /* logs pruned */
     uint64_t bytes;             /* console bytes removed */
+    uint64_t artifact_bytes;    /* artifact file bytes removed */
 } rr_retention_stats_t;
 
 /* Retention on STORE, its passes run by LOOP (both borrowed; NULL LOOP:

@@ -304,6 +304,7 @@ int rr_store_used_bytes(rr_store_t *self, uint64_t *bytes);
 #define RR_ARTIFACT_UPLOADING "uploading"
 #define RR_ARTIFACT_COMPLETE  "complete"
 #define RR_ARTIFACT_FAILED    "failed"
+#define RR_ARTIFACT_REMOVED   "removed"   /* by log retention, with the reason */
 
 /* Artifact NAME of JOB into *INFO (zeroed first; state uploading | complete |
  * failed with the reason; stored left 0). RR_STORE_E_NOTFOUND when there is
@@ -322,6 +323,10 @@ int rr_store_artifact_complete(rr_store_t *self, uint64_t job, const char *name)
 
 /* Artifact NAME of JOB is refused for good: failed with ERROR. */
 int rr_store_artifact_fail(rr_store_t *self, uint64_t job, const char *name, const char *error);
+
+/* JOB's artifacts that are not failed are removed (their files go), for WHY;
+ * *COUNT (may be NULL) gets how many rows that changed. */
+int rr_store_artifacts_remove(rr_store_t *self, uint64_t job, const char *why, size_t *count);
 
 /* Total size of JOB's artifacts that are not failed, NAME (may be NULL) left
  * out: what the per-job quota measures. */

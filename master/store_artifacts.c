@@ -1,5 +1,6 @@
 /* store_artifacts.c: the artifacts table: one row per artifact of a job
- * (size, sha256, complete flag, the error that refused it). The bytes live in
+ * (size, sha256, complete flag: 0 uploading, 1 complete, 2 removed by
+ * retention; the error that refused it, or why it was removed). The bytes live in
  * files beside the database (master/artifacts.c); the row says what they are
  * and whether they are whole. */
 #include "store_internal.h"
@@ -17,7 +18,8 @@ static int artinfo_read(sqlite3_stmt *s, void *item, void *arg)
     info->size = col_u64(s, 1);
     info->sha256 = col_dup(s, 2);
     info->reason = col_dup(s, 4);
-    info->state = strdup(info->reason ? RR_ARTIFACT_FAILED
+    info->state = strdup(sqlite3_column_int(s, 3) == 2 ? RR_ARTIFACT_REMOVED
+                         : info->reason ? RR_ARTIFACT_FAILED
                          : sqlite3_column_int(s, 3) ? RR_ARTIFACT_COMPLETE
                          : RR_ARTIFACT_UPLOADING);
     return info->name && info->sha256 && info->state ? 0 : -1;
@@ -117,6 +119,19 @@ int rr_store_artifact_fail(rr_store_t *self, uint64_t job, const char *name, con
 {
     return artifact_update(self, ST_ART_FAIL, job, name, error ? error : "refused",
                            "artifact fail");
+}
+
+int rr_store_artifacts_remove(rr_store_t *self, uint64_t job, const char *why, size_t *count)
+{
+    int changes = 0;
+    sqlite3_stmt *s = store_stmt_u64(self, ST_ART_REMOVE, job);
+    if (!s)
+        return RR_STORE_E_DB;
+    bind_text(s, 2, why);
+    int rc = store_run(self, s, "artifacts remove", &changes);
+    if (count)
+        *count = rc == RR_STORE_OK ? (size_t)changes : 0;
+    return rc;
 }
 
 int rr_store_artifacts_bytes(rr_store_t *self, uint64_t job, const char *name, uint64_t *bytes)

@@ -133,6 +133,8 @@
                      " complete = 0, error = excluded.error, created_ms = excluded.created_ms") \
     X(ART_COMPLETE,  "UPDATE artifacts SET complete = 1, error = NULL WHERE job = ?1 AND name = ?2") \
     X(ART_FAIL,      "UPDATE artifacts SET complete = 0, error = ?3 WHERE job = ?1 AND name = ?2") \
+    X(ART_REMOVE,    "UPDATE artifacts SET complete = 2, error = ?2 WHERE job = ?1" \
+                     " AND error IS NULL") \
     X(ART_BYTES,     "SELECT coalesce(sum(size), 0) FROM artifacts WHERE job = ?1" \
                      " AND error IS NULL AND name <> ?2") \
     /* ---- health checks (master/store_health.c) ---- */ \

@@ -143,17 +143,16 @@ static int master_start(art_t *a)
     return a->master > 0 ? 0 : -1;
 }
 
-static int write_configs(art_t *a, uint64_t quota)
+/* The master's and the worker's configuration; MASTER_EXTRA: lines added to the master's. */
+static int write_configs(art_t *a, const char *master_extra)
 {
-    char text[8192], quota_line[64] = "";
+    char text[8192];
     const rr_rig_node_t *node = rr_rig_node(a->rig, 0);
-    if (quota)
-        snprintf(quota_line, sizeof quota_line, "artifact_quota: %" PRIu64 "\n", quota);
     snprintf(text, sizeof text,
              "db: %s/master.db\nworker_endpoint: %s\nclient_endpoint: %s\n"
              "http_listen: \"off\"\nheartbeat_interval: 200ms\nheartbeat_timeout: 1000ms\n"
              "worker_grace: 30s\n%s",
-             a->dir, a->worker_ep, a->client_ep, quota_line);
+             a->dir, a->worker_ep, a->client_ep, master_extra);
     if (tmpdir_write(path_in(a, 0, "master.yaml"), text, strlen(text)) < 0)
         return -1;
     snprintf(text, sizeof text,
@@ -235,7 +234,7 @@ static int setup_failed(void **state)
     return -1;
 }
 
-static int setup_with(void **state, uint64_t quota)
+static int setup_with(void **state, const char *master_extra)
 {
     art_t *a = calloc(1, sizeof *a);
     const char *bin = getenv("RR_BINARY_DIR");
@@ -251,7 +250,7 @@ static int setup_with(void **state, uint64_t quota)
     snprintf(a->worker_ep, sizeof a->worker_ep, "tcp://127.0.0.1:%d", wport);
     snprintf(a->client_ep, sizeof a->client_ep, "tcp://127.0.0.1:%d", cport);
     if (wport < 0 || cport < 0 || a->http_port < 0 || wport == cport
-        || !(a->rig = rr_rig_start(1, opts)) || write_configs(a, quota) < 0
+        || !(a->rig = rr_rig_start(1, opts)) || write_configs(a, master_extra) < 0
         || master_start(a) < 0 || worker_start(a) < 0)
         return setup_failed(state);
     if (!wait_db(a, "idle", 30000, "SELECT state FROM devices WHERE name = 'n01'")) {
@@ -264,12 +263,17 @@ static int setup_with(void **state, uint64_t quota)
 
 static int setup(void **state)
 {
-    return setup_with(state, 0);
+    return setup_with(state, "");
 }
 
 static int setup_small_quota(void **state)
 {
-    return setup_with(state, 1000000);
+    return setup_with(state, "artifact_quota: 1000000\n");
+}
+
+static int setup_retention(void **state)
+{
+    return setup_with(state, "log_retention_age: 2s\n");
 }
 
 static int teardown(void **state)
@@ -495,6 +499,45 @@ static void test_artifact_over_the_quota_is_refused_and_the_job_still_ends(void 
     a->passed = true;
 }
 
+/* log_retention_age: a job's artifacts go with its log. The next job's end
+ * runs a retention pass: the first job, ended over 2 s before, loses its
+ * files; its row says removed and why; the new job's artifact stays whole. */
+static void test_retention_removes_an_old_jobs_artifacts_with_its_log(void **state)
+{
+    art_t *a = *state;
+    char sql[160], dir[PATH_LEN + 32], id[24], *out = NULL;
+    snprintf(a->payload, sizeof a->payload, "%s", path_in(a, 0, "old.bin"));
+    write_payload(a->payload, 300000, 11);
+    uint64_t old = submit_transfer(a, "old.bin");
+    expect_finished(a, old, "complete");
+    snprintf(dir, sizeof dir, "%s/artifacts/%" PRIu64 "/old.bin", a->dir, old);
+    assert_int_equal(access(dir, F_OK), 0);
+    testtime_nap_ms(2100);
+    snprintf(a->payload, sizeof a->payload, "%s", path_in(a, 0, "new.bin"));
+    write_payload(a->payload, 200000, 12);
+    uint64_t young = submit_transfer(a, "new.bin");
+    expect_finished(a, young, "complete");
+    snprintf(sql, sizeof sql, "SELECT complete FROM artifacts WHERE job = %" PRIu64, old);
+    assert_true(wait_db(a, "2", 20000, sql));
+    assert_int_equal(access(dir, F_OK), -1);
+    snprintf(dir, sizeof dir, "%s/artifacts/%" PRIu64, a->dir, old);
+    assert_int_equal(access(dir, F_OK), -1);            /* the job's directory went too */
+    snprintf(id, sizeof id, "%" PRIu64, old);
+    assert_int_equal(cli(a, &out, "artifacts", id, NULL), 0);
+    assert_non_null(out);
+    assert_non_null(strstr(out, "removed: removed by log retention (older than log_retention_age)"));
+    free(out);
+    assert_int_not_equal(cli(a, NULL, "fetch", id, "old.bin", "-o", path_in(a, 0, "nothing.bin"),
+                             NULL), 0);
+    expect_fetch_identical(a, young, "new.bin");
+    char *log = tmpdir_slurp(path_in(a, 0, "master1.log"), NULL);
+    assert_non_null(log);
+    snprintf(sql, sizeof sql, "retention: job %" PRIu64 ": 1 artifact(s) removed (300000 bytes;", old);
+    assert_non_null(strstr(log, sql));
+    free(log);
+    a->passed = true;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -506,6 +549,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_artifact_over_the_quota_is_refused_and_the_job_still_ends,
                                         setup_small_quota, teardown),
+        cmocka_unit_test_setup_teardown(test_retention_removes_an_old_jobs_artifacts_with_its_log,
+                                        setup_retention, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
