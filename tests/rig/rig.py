@@ -156,19 +156,9 @@ def session_members(sid):
     return [p for p in all_pids() if (st := proc_stat(p)) and st[2] == sid]
 
 
-def udp_port_free(port):
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        sock.bind(("127.0.0.1", port))
-        return True
-    except OSError:
-        return False
-    finally:
-        sock.close()
-
-
-def tcp_port_free(port):
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+def port_free(port, kind):
+    """Whether 127.0.0.1:PORT can be bound now (KIND: socket.SOCK_DGRAM or SOCK_STREAM)."""
+    sock = socket.socket(socket.AF_INET, kind)
     try:
         sock.bind(("127.0.0.1", port))
         return True
@@ -287,7 +277,7 @@ class Node:
                 f.truncate(self.rig.args.disk_size_mb << 20)
         for _ in range(200):
             port = random.randint(*PORT_RANGE)
-            if port not in self.rig.http_ports_taken() and tcp_port_free(port):
+            if port not in self.rig.http_ports_taken() and port_free(port, socket.SOCK_STREAM):
                 self.http_port = port
                 return
         raise SystemExit(f"rig: {self.name}: no free TCP port for the node's HTTP forward")
@@ -318,7 +308,7 @@ class Node:
             return True                # restart: keep the port clients know
         for _ in range(200):
             port = random.randint(*PORT_RANGE)
-            if port not in self.rig.ports_taken() and udp_port_free(port):
+            if port not in self.rig.ports_taken() and port_free(port, socket.SOCK_DGRAM):
                 self.port = port
                 return True
         return False

@@ -88,11 +88,39 @@ class Tftp:
             return None
 
 
+def label_files(con, info, origin, text, fetch):
+    """The LABEL of the pxelinux/extlinux TEXT read from ORIGIN as {kernel, initrd,
+    fdt, append}, as U-Boot reports it; FETCH(key, name) gives a file's path or raises."""
+    label = parse_pxelinux(text.decode(errors="replace"))
+    if label is None or "kernel" not in label:
+        raise BootError(f"{origin}: no LABEL with a KERNEL")
+    con.say(f"1:\t{label['label']}")
+    files = {}
+    for key in ("kernel", "initrd", "fdt"):
+        if key not in label:
+            continue
+        info[key] = label[key]
+        con.say(f"Retrieving file: {label[key]}")
+        files[key] = fetch(key, label[key])
+    files["append"] = label.get("append", "")
+    info["append"] = files["append"]
+    con.say(f"append: {files['append']}")
+    return files
+
+
 def pxe_boot(args, con, info):
     """U-Boot's `pxe get; pxe boot` against the TFTP root: {kernel, initrd, fdt, append} paths."""
     if not args.tftp_root:
         raise BootError("PXE: no TFTP root")
     tftp = Tftp(args.tftp_root)
+
+    def tftp_file(_key, name):
+        path = tftp.path(name)
+        if path is None or not os.path.isfile(path):
+            con.say("TFTP error: 'File not found' (1)")
+            raise BootError(f"{name}: not found in the TFTP root")
+        return path
+
     mac = args.mac.lower().replace(":", "-")
     for name in (f"pxelinux.cfg/01-{mac}", "pxelinux.cfg/default-arm-highbank",
                  "pxelinux.cfg/default"):
@@ -102,25 +130,7 @@ def pxe_boot(args, con, info):
             con.say("TFTP error: 'File not found' (1)")
             continue
         info["config"] = name
-        label = parse_pxelinux(text.decode(errors="replace"))
-        if label is None or "kernel" not in label:
-            raise BootError(f"{name}: no LABEL with a KERNEL")
-        con.say(f"1:\t{label['label']}")
-        files = {}
-        for key in ("kernel", "initrd", "fdt"):
-            if key not in label:
-                continue
-            info[key] = label[key]
-            con.say(f"Retrieving file: {label[key]}")
-            path = tftp.path(label[key])
-            if path is None or not os.path.isfile(path):
-                con.say("TFTP error: 'File not found' (1)")
-                raise BootError(f"{label[key]}: not found in the TFTP root")
-            files[key] = path
-        files["append"] = label.get("append", "")
-        info["append"] = files["append"]
-        con.say(f"append: {files['append']}")
-        return files
+        return label_files(con, info, name, text, tftp_file)
     con.say("Config file not found")
     raise BootError("no pxelinux config for this node")
 
@@ -189,25 +199,16 @@ def disk_boot(args, con, info, keep_fds):
         raise BootError(f"scsi 0:{number}: no extlinux.conf")
     con.say(f"Found {conf}", "Retrieving file: " + conf)
     info["config"] = f"scsi 0:{number}{conf}"
-    label = parse_pxelinux(text.decode(errors="replace"))
-    if label is None or "kernel" not in label:
-        raise BootError(f"{conf}: no LABEL with a KERNEL")
-    con.say(f"1:\t{label['label']}")
-    files = {}
-    for key in ("kernel", "initrd", "fdt"):
-        if key not in label:
-            continue
-        info[key] = label[key]
-        con.say(f"Retrieving file: {label[key]}")
-        data = fs.read(label[key])
+
+    def disk_file(key, name):
+        data = fs.read(name)
         if data is None:
-            raise BootError(f"scsi 0:{number}{label[key]}: not found")
-        files[key], fd = memfd_with(key, data)
+            raise BootError(f"scsi 0:{number}{name}: not found")
+        path, fd = memfd_with(key, data)
         keep_fds.append(fd)
-    files["append"] = label.get("append", "")
-    info["append"] = files["append"]
-    con.say(f"append: {files['append']}")
-    return files
+        return path
+
+    return label_files(con, info, conf, text, disk_file)
 
 
 def qemu_argv(args, files):
