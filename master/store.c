@@ -238,6 +238,22 @@ int store_grow(void **array, size_t count, size_t *cap, size_t size)
     return 0;
 }
 
+int store_row(rr_store_t *self, sqlite3_stmt *s, const store_rowtype_t *type, void *arg,
+              void *item, const char *what)
+{
+    memset(item, 0, type->size);
+    int rc = store_step_row(self, s, what);
+    if (rc != RR_STORE_OK)
+        return rc;
+    if (type->read(s, item, arg) != 0) {
+        if (type->clear)
+            type->clear(item);
+        rc = store_fail(self, RR_STORE_E_DB, "%s: out of memory", what);
+    }
+    sqlite3_reset(s);
+    return rc;
+}
+
 int store_rows(rr_store_t *self, sqlite3_stmt *s, const store_rowtype_t *type, void *arg,
                void **items, size_t *count, const char *what)
 {

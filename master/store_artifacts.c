@@ -57,17 +57,9 @@ int rr_store_artifact_get(rr_store_t *self, uint64_t job, const char *name,
     if (!s)
         return RR_STORE_E_DB;
     bind_text(s, 2, name);
-    int rc = store_step_row(self, s, "artifact get");
-    if (rc == RR_STORE_E_NOTFOUND)
-        return store_fail(self, rc, "job %" PRIu64 ": no artifact '%s'", job, name);
-    if (rc != RR_STORE_OK)
-        return rc;
-    if (artinfo_read(s, info, NULL) != 0) {
-        rr_store_artinfo_clear(info);
-        rc = store_fail(self, RR_STORE_E_DB, "artifact get: out of memory");
-    }
-    sqlite3_reset(s);
-    return rc;
+    int rc = store_row(self, s, &artinfo_rows, NULL, info, "artifact get");
+    return rc == RR_STORE_E_NOTFOUND
+           ? store_fail(self, rc, "job %" PRIu64 ": no artifact '%s'", job, name) : rc;
 }
 
 int rr_store_artifact_begin(rr_store_t *self, uint64_t job, const char *name, uint64_t size,

@@ -62,17 +62,9 @@ int rr_store_health_get(rr_store_t *self, const char *device, rr_store_health_t 
 {
     memset(out, 0, sizeof *out);
     sqlite3_stmt *s = store_stmt_text(self, ST_HC_GET, device);
-    int rc = s ? store_step_row(self, s, "health get") : RR_STORE_E_DB;
-    if (rc == RR_STORE_E_NOTFOUND)
-        return store_fail(self, rc, "device %s: no such device", device);
-    if (rc != RR_STORE_OK)
-        return rc;
-    if (health_read(s, out, NULL) != 0) {
-        rr_store_health_clear(out);
-        rc = store_fail(self, RR_STORE_E_DB, "device %s: out of memory", device);
-    }
-    sqlite3_reset(s);
-    return rc;
+    int rc = s ? store_row(self, s, &health_rows, NULL, out, "health get") : RR_STORE_E_DB;
+    return rc == RR_STORE_E_NOTFOUND ? store_fail(self, rc, "device %s: no such device", device)
+                                     : rc;
 }
 
 static int health_job_start_tx(rr_store_t *self, const char *yaml, const proto_jobdef_t *def,

@@ -241,6 +241,12 @@ typedef struct {
 int store_rows(rr_store_t *self, sqlite3_stmt *s, const store_rowtype_t *type, void *arg,
                void **items, size_t *count, const char *what);
 
+/* Step S once into ITEM (one element of TYPE, zeroed first). RR_STORE_OK;
+ * RR_STORE_E_NOTFOUND without error text (the caller names what is missing);
+ * else a DB error about WHAT, or ENOMEM (ITEM cleared). S is reset. */
+int store_row(rr_store_t *self, sqlite3_stmt *s, const store_rowtype_t *type, void *arg,
+              void *item, const char *what);
+
 /* Clear COUNT elements of TYPE, free *ITEMS and NULL it (NULL or *NULL: no-op). */
 void store_items_free(void **items, size_t count, const store_rowtype_t *type);
 
