@@ -100,6 +100,24 @@ def write_file(path, text, mode=0o644):
     os.rename(tmp, path)
 
 
+def sane_tty(fd):
+    """`stty sane` on the terminal FD, without the subprocess that cost the rig's
+    single loop about 3 ms of every node's boot (half the emulator's floor in
+    bench_rack_power). Gives the same termios as stty sane (checked on a fresh pty)."""
+    iflag, oflag, cflag, lflag, ispeed, ospeed, cc = termios.tcgetattr(fd)
+    iflag |= termios.BRKINT | termios.ICRNL | termios.IMAXBEL | termios.IXON
+    iflag &= ~(termios.IGNBRK | termios.INLCR | termios.IGNCR | termios.IXOFF | termios.IUCLC
+               | termios.IXANY | termios.ISTRIP | termios.INPCK | termios.IGNPAR | termios.PARMRK)
+    oflag |= termios.OPOST | termios.ONLCR
+    oflag &= ~(termios.OLCUC | termios.OCRNL | termios.ONOCR | termios.ONLRET | termios.OFILL
+               | termios.OFDEL)
+    cflag |= termios.CREAD
+    lflag |= (termios.ISIG | termios.ICANON | termios.IEXTEN | termios.ECHO | termios.ECHOE
+              | termios.ECHOK | termios.ECHOCTL | termios.ECHOKE)
+    lflag &= ~(termios.ECHONL | termios.NOFLSH | termios.XCASE | termios.TOSTOP | termios.ECHOPRT)
+    termios.tcsetattr(fd, termios.TCSANOW, [iflag, oflag, cflag, lflag, ispeed, ospeed, cc])
+
+
 NOBODY_ID = 65534  # uid and gid of nobody/nogroup on Debian
 
 
@@ -550,7 +568,7 @@ class Node:
 
     def start_shell(self, info):
         master, slave = os.openpty()
-        subprocess.run(["stty", "sane"], stdin=slave, check=False)
+        sane_tty(slave)
         env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                "HOME": self.dir, "PS1": "# ", "TERM": "vt100", "LANG": "C",
                "RR_NODE": self.name, "RR_MAC": self.mac, "RR_BOOTDEV": info["bootdev"]}
