@@ -28,8 +28,10 @@
 #include "http.h"
 #include "metrics.h"
 #include "notify.h"
+#include "outbox.h"
 #include "proto.h"
 #include "retention.h"
+#include "sched_index.h"
 #include "store.h"
 
 typedef struct _rr_sessions_t rr_sessions_t;
@@ -55,6 +57,9 @@ struct _rr_master_t {
     rr_batch_t *batch;
     rr_cursors_t *cursors;
     rr_consoles_t *consoles;            /* console followers (console.c) */
+    rr_outbox_t *outbox;                /* answers held for the worker drain's commit */
+    rr_sched_index_t *sched_index;      /* queued jobs in memory (sched_index.h) */
+    uint64_t worker_caught_up;          /* mono ms: a drain last read all the worker socket held */
     rr_metrics_t metrics;               /* counters for /metrics (metrics.h) */
     rr_http_t *http;                    /* JSON API, /metrics, dashboard; NULL = off */
     rr_notify_t *notify;                /* job notifications (notify.h) */
@@ -88,6 +93,10 @@ void rr_master_job_ended(rr_master_t *self, uint64_t job);
 /* Finish an open job with OUTCOME/REASON now; logs and calls rr_master_job_ended. */
 int rr_master_finish_job(rr_master_t *self, uint64_t job, const char *outcome, const char *reason);
 
+/* A transaction rolled back after its JOB_STARTs were queued: forget what
+ * memory holds that the store does not (starts of jobs not scheduled, job owners). */
+void rr_master_store_rolled_back(rr_master_t *self);
+
 /* ---- workers.c ---- */
 
 rr_sessions_t *rr_sessions_new(void);
@@ -104,6 +113,16 @@ void rr_workers_tick(rr_master_t *self, uint64_t now_mono);
 
 /* Routing id of WORKER when it has a live session, else NULL (borrowed). */
 zframe_t *rr_workers_route(rr_master_t *self, const char *worker);
+
+/* JOB (scheduled, running or canceling) belongs to WORKER: its messages
+ * about JOB are taken without asking the store. */
+void rr_workers_own(rr_master_t *self, uint64_t job, const char *worker);
+
+/* JOB ended or went back to the queue: ask the store again. */
+void rr_workers_disown(rr_master_t *self, uint64_t job);
+
+/* Forget every job owner (the store rolled back). */
+void rr_workers_disown_all(rr_master_t *self);
 
 /* ---- dispatch.c ---- */
 
@@ -130,6 +149,10 @@ bool rr_dispatch_acked(rr_master_t *self, rr_cmd_kind_t kind, uint64_t job, cons
 
 /* Forget every command about JOB (it ended). */
 void rr_dispatch_forget_job(rr_master_t *self, uint64_t job);
+
+/* Drop the JOB_STARTs whose job the store does not hold scheduled on that
+ * worker's device (after a rollback). */
+void rr_dispatch_forget_unstored(rr_master_t *self);
 
 /* Send the commands for WORKER (NULL = all) that are due; FORCE sends all of them now. */
 void rr_dispatch_flush(rr_master_t *self, const char *worker, bool force, uint64_t now_mono);

@@ -20,6 +20,7 @@ typedef struct {
     char *worker;
     bool maintenance;       /* DEVSET */
     bool on;                /* CONSFOLLOW */
+    proto_jobdef_t *def;    /* START: the definition, read once for all its sends */
     uint64_t sent_at;       /* mono ms of the last send, 0 = never */
     uint32_t tries;
     void *handle;           /* its place in cmds */
@@ -40,6 +41,7 @@ static void s_cmd_destroy(void **item)
         return;
     free(cmd->device);
     free(cmd->worker);
+    proto_jobdef_destroy(&cmd->def);
     free(cmd);
     *item = NULL;
 }
@@ -124,16 +126,15 @@ static rr_cmd_t *s_add(rr_dispatch_t *self, rr_cmd_kind_t kind, uint64_t job,
 static bool s_send(rr_master_t *self, rr_cmd_t *cmd, zframe_t *rid)
 {
     proto_msg_t msg = { .version = PROTO_VERSION };
-    proto_jobdef_t *def = NULL;
     switch (cmd->kind) {
     case RR_CMD_START:
-        if (rr_store_job_def(self->store, cmd->job, &def) != RR_STORE_OK) {
+        if (!cmd->def && rr_store_job_def(self->store, cmd->job, &cmd->def) != RR_STORE_OK) {
             rr_warn("job %" PRIu64 ": start: %s", cmd->job, rr_store_error(self->store));
             return false;
         }
         msg.type = PROTO_MSG_JOB_START;
         msg.u.job_start = (proto_job_start_t) { .job = cmd->job, .device = cmd->device,
-                                                .def = def };
+                                                .def = cmd->def };
         break;
     case RR_CMD_CANCEL:
         msg.type = PROTO_MSG_JOB_CANCEL;
@@ -149,9 +150,8 @@ static bool s_send(rr_master_t *self, rr_cmd_t *cmd, zframe_t *rid)
         msg.u.console_follow = (proto_console_follow_t) { .device = cmd->device, .on = cmd->on };
         break;
     }
-    /* msg borrows cmd's strings: not proto_msg_free'd */
+    /* msg borrows cmd's strings and definition: not proto_msg_free'd */
     rr_master_send(self, self->worker_sock, rid, &msg);
-    proto_jobdef_destroy(&def);
     return true;
 }
 
@@ -173,6 +173,7 @@ static void s_try_send(rr_master_t *self, rr_cmd_t *cmd, uint64_t now)
 
 void rr_dispatch_start(rr_master_t *self, uint64_t job, const char *device, const char *worker)
 {
+    rr_workers_own(self, job, worker);      /* the store holds it scheduled on WORKER */
     rr_cmd_t *cmd = s_find(self->dispatch, RR_CMD_START, job, NULL);
     if (!cmd)
         cmd = s_add(self->dispatch, RR_CMD_START, job, device, worker);
@@ -245,6 +246,32 @@ void rr_dispatch_forget_job(rr_master_t *self, uint64_t job)
         s_remove(self->dispatch, cmd);
 }
 
+/* True when the store holds JOB scheduled on DEVICE of WORKER. */
+static bool s_start_stored(rr_master_t *self, const rr_cmd_t *cmd)
+{
+    proto_jobinfo_t info = { 0 };
+    bool stored = rr_store_job_get(self->store, cmd->job, &info) == RR_STORE_OK
+                  && streq(info.state, RR_JOB_SCHEDULED) && info.worker && info.device
+                  && streq(info.worker, cmd->worker) && streq(info.device, cmd->device);
+    rr_store_jobinfo_clear(&info);
+    return stored;
+}
+
+void rr_dispatch_forget_unstored(rr_master_t *self)
+{
+    zlistx_t *cmds = self->dispatch->cmds;
+    rr_cmd_t *cmd = zlistx_first(cmds);
+    while (cmd) {
+        rr_cmd_t *next = zlistx_next(cmds);
+        if (cmd->kind == RR_CMD_START && !s_start_stored(self, cmd)) {
+            rr_warn("job %" PRIu64 ": start on %s forgotten: not scheduled in the store",
+                    cmd->job, cmd->device);
+            s_remove(self->dispatch, cmd);
+        }
+        cmd = next;
+    }
+}
+
 /* How long after its last send CMD is due again: half an interval (the
  * timer's jitter must not skip a whole tick), then doubling up to
  * RR_RESEND_MAX_INTERVALS intervals. Without the backoff a master that fell
@@ -261,6 +288,21 @@ static uint64_t s_resend_after(const rr_master_t *self, const rr_cmd_t *cmd)
     return wait < cap ? wait : cap;
 }
 
+/* Whether CMD, not acknowledged, is due again at NOW. Not before its wait
+ * (s_resend_after), and not before the master read everything its worker
+ * socket held from half that wait after the send on: an ack waiting in the
+ * master's own input is not missing. A master behind on its input (10,000
+ * devices ending jobs at once in bench_dispatch: seconds of backlog) re-sent
+ * each JOB_START two times on average, every one answered again by an accept
+ * and an event, which kept it behind. */
+static bool s_resend_due(const rr_master_t *self, const rr_cmd_t *cmd, uint64_t now)
+{
+    if (cmd->sent_at == 0)
+        return true;
+    uint64_t wait = s_resend_after(self, cmd);
+    return now - cmd->sent_at >= wait && self->worker_caught_up >= cmd->sent_at + wait / 2;
+}
+
 void rr_dispatch_flush(rr_master_t *self, const char *worker, bool force, uint64_t now_mono)
 {
     /* s_try_send may delete the current entry: collect first, then send. */
@@ -271,7 +313,7 @@ void rr_dispatch_flush(rr_master_t *self, const char *worker, bool force, uint64
          cmd = zlistx_next(self->dispatch->cmds)) {
         if (worker && !streq(cmd->worker, worker))
             continue;
-        if (force || cmd->sent_at == 0 || now_mono - cmd->sent_at >= s_resend_after(self, cmd))
+        if (force || s_resend_due(self, cmd, now_mono))
             zlistx_add_end(due, cmd);
     }
     for (rr_cmd_t *cmd = zlistx_first(due); cmd; cmd = zlistx_next(due))

@@ -4,7 +4,9 @@
  * reads messages and hands each to its room (workers.c, clients.c). A socket
  * handler drains what is queued (up to RR_DRAIN_MAX messages) before it
  * commits the JOB_EVENTs it collected, so a burst of events costs one
- * transaction instead of one per event.
+ * transaction instead of one per event. The worker socket's drain is one
+ * transaction as a whole, its answers held in the outbox (outbox.h) until
+ * it commits.
  */
 #include <malloc.h>
 #include <stdarg.h>
@@ -14,6 +16,7 @@
 #include "scheduler.h"
 
 #define RR_DRAIN_MAX 1024   /* messages per handler call before other sockets get a turn */
+#define RR_WAL_CHECKPOINT_PAGES 1000  /* SQLite's autocheckpoint default, taken off the commit */
 #define RR_DEFAULT_INTERVAL_MS 1000u
 #define RR_DEFAULT_TIMEOUT_MS  5000u
 #define RR_DEFAULT_GRACE_MS    60000u
@@ -40,7 +43,8 @@ char *rr_peer_name(zframe_t *rid, char *buf, size_t len)
 int rr_master_send(rr_master_t *self, zsock_t *sock, zframe_t *rid, const proto_msg_t *msg)
 {
     proto_error_t perr = { 0 };
-    if (proto_send(sock, rid, msg, &perr) == 0)
+    if (rr_outbox_is_open(self->outbox) ? rr_outbox_add(self->outbox, sock, rid, msg, &perr) == 0
+                                        : proto_send(sock, rid, msg, &perr) == 0)
         return 0;
     char peer[64];
     const char *side = sock == self->worker_sock ? "worker" : "client";
@@ -79,7 +83,8 @@ void rr_master_schedule(rr_master_t *self)
     char err[256];
     if (rr_master_health_pass(self) != 0)   /* a due device gets its health check first */
         return;
-    if (rr_scheduler_pick(self->store, &picks, &count, err, sizeof err) != 0) {
+    if (rr_scheduler_pick_indexed(self->store, self->sched_index, &picks, &count, err,
+                                  sizeof err) != 0) {
         rr_error("scheduler: %s", err);
         return;
     }
@@ -94,6 +99,7 @@ void rr_master_schedule(rr_master_t *self)
 void rr_master_job_ended(rr_master_t *self, uint64_t job)
 {
     self->metrics.jobs_finished++;
+    rr_workers_disown(self, job);
     rr_master_health_job_ended(self, job);
     rr_dispatch_forget_job(self, job);
     rr_logs_job_changed(self, job);
@@ -113,6 +119,13 @@ int rr_master_finish_job(rr_master_t *self, uint64_t job, const char *outcome, c
             reason ? reason : "");
     rr_master_job_ended(self, job);
     return 0;
+}
+
+void rr_master_store_rolled_back(rr_master_t *self)
+{
+    rr_workers_disown_all(self);
+    rr_dispatch_forget_unstored(self);
+    rr_sched_index_mark_stale(self->sched_index);   /* its picks are queued again */
 }
 
 /* Receive one message and hand it to ROOM; a bad one gets ERROR naming the key. */
@@ -143,19 +156,71 @@ static void s_receive_one(rr_master_t *self, zsock_t *sock, rr_room_fn *room)
     zframe_destroy(&rid);
 }
 
-static void s_drain(rr_master_t *self, zsock_t *sock, rr_room_fn *room)
+/* Hand what SOCK holds to ROOM (at most RR_DRAIN_MAX); true when it read all of it. */
+static bool s_drain(rr_master_t *self, zsock_t *sock, rr_room_fn *room)
 {
-    for (int n = 0; n < RR_DRAIN_MAX; n++) {
+    bool emptied = false;
+    for (int n = 0; n < RR_DRAIN_MAX && !emptied; n++) {
         if (n > 0 && !(zsock_events(sock) & ZMQ_POLLIN))
-            break;
-        s_receive_one(self, sock, room);
+            emptied = true;
+        else
+            s_receive_one(self, sock, room);
     }
     rr_events_commit(self);
+    return emptied;
+}
+
+/* Checkpoint the WAL when it grew past RR_WAL_CHECKPOINT_PAGES (store_wal.c). */
+static void s_checkpoint(rr_master_t *self)
+{
+    if (rr_store_checkpoint_due(self->store) != RR_STORE_OK)
+        rr_warn("store: %s", rr_store_error(self->store));
+}
+
+/* A message held for the drain's commit could not go (as rr_master_send says it). */
+static void s_outbox_failed(void *arg, zsock_t *sock, zframe_t *rid, proto_type_t type,
+                            int error)
+{
+    rr_master_t *self = arg;
+    char peer[64];
+    rr_warn("%s %s: '%s' not sent: %s", sock == self->worker_sock ? "worker" : "client",
+            rr_peer_name(rid, peer, sizeof peer), proto_type_name(type),
+            error == EAGAIN ? "its queue is full" : zmq_strerror(error));
+}
+
+/* The worker socket is drained inside one transaction: the events batch,
+ * the scheduling pass after it, HELLOs and refusals write the same pages
+ * once per drain instead of once each. What the drain answers (EVENT_ACK,
+ * JOB_START, WELCOME...) waits in the outbox for the commit, so an ack
+ * never covers an event and a JOB_START never names a job that a crash
+ * could still lose. Should the commit fail, nothing of it is sent and the
+ * starts it made are forgotten (the jobs are queued again in the store). */
+static void s_drain_in_tx(rr_master_t *self, zsock_t *sock, rr_room_fn *room)
+{
+    if (rr_store_begin(self->store) != RR_STORE_OK) {
+        rr_error("worker messages: no transaction (%s); one per change instead",
+                 rr_store_error(self->store));
+        if (s_drain(self, sock, room))
+            self->worker_caught_up = rr_mono_ms();
+        return;
+    }
+    rr_outbox_open(self->outbox);
+    if (s_drain(self, sock, room))
+        self->worker_caught_up = rr_mono_ms();
+    if (rr_store_commit(self->store) == RR_STORE_OK) {
+        rr_outbox_send(self->outbox, s_outbox_failed, self);
+        s_checkpoint(self);                 /* after the answers left, not before */
+        return;
+    }
+    rr_error("worker messages: %zu answers not sent, their changes not committed: %s",
+             rr_outbox_size(self->outbox), rr_store_error(self->store));
+    rr_outbox_drop(self->outbox);          /* a failed commit rolled the transaction back */
+    rr_master_store_rolled_back(self);
 }
 
 static int s_on_worker_readable(zloop_t *loop, zsock_t *sock, void *arg)
 {
-    s_drain(arg, sock, rr_workers_on_message);
+    s_drain_in_tx(arg, sock, rr_workers_on_message);
     return 0;
 }
 
@@ -170,10 +235,13 @@ static int s_on_tick(zloop_t *loop, int timer_id, void *arg)
     rr_master_t *self = arg;
     uint64_t now = rr_mono_ms();
     rr_workers_tick(self, now);
+    if (!(zsock_events(self->worker_sock) & ZMQ_POLLIN))
+        self->worker_caught_up = now;       /* nothing waiting: no ack is on its way in */
     rr_dispatch_flush(self, NULL, false, now);
     rr_logs_tick(self);
     rr_console_tick(self, now);
     rr_master_health_tick(self, now);
+    s_checkpoint(self);                     /* what the other writers added */
     return 0;
 }
 
@@ -264,15 +332,22 @@ rr_master_t *rr_master_new(const rr_master_config_t *config, char *err, size_t e
     self->store = rr_store_open(config->db_path, err, errlen);
     if (!self->store)
         goto fail;
+    if (rr_store_defer_checkpoints(self->store, RR_WAL_CHECKPOINT_PAGES) != RR_STORE_OK) {
+        snprintf(err, errlen, "%s", rr_store_error(self->store));
+        goto fail;
+    }
     self->loop = zloop_new();
     self->sessions = rr_sessions_new();
     self->dispatch = rr_dispatch_new();
     self->batch = rr_batch_new();
     self->cursors = rr_cursors_new();
     self->consoles = rr_consoles_new();
+    self->outbox = rr_outbox_new();
+    self->sched_index = rr_sched_index_new();
     self->notify = self->loop ? rr_notify_new(self->loop, NULL) : NULL;
     if (!self->loop || !self->sessions || !self->dispatch || !self->batch || !self->cursors
-        || !self->consoles || !self->notify) {
+        || !self->consoles || !self->outbox || !self->sched_index
+        || !self->notify) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -330,6 +405,8 @@ void rr_master_destroy(rr_master_t **self_p)
     rr_retention_destroy(&self->retention);
     rr_cursors_destroy(&self->cursors);
     rr_consoles_destroy(&self->consoles);
+    rr_outbox_destroy(&self->outbox);
+    rr_sched_index_destroy(&self->sched_index);
     rr_batch_destroy(&self->batch);
     rr_dispatch_destroy(&self->dispatch);
     rr_sessions_destroy(&self->sessions);

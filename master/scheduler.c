@@ -16,6 +16,13 @@
  * subset of the device's tags (2^tags queries), exact and O(log n) per bucket
  * but only sane for a handful of tags per device; worth it if labs grow
  * many tag combinations.
+ *
+ * The master uses rr_scheduler_pick_indexed: the queue in memory
+ * (sched_index.h), bucketed by type and exact tag set, so a device's pick
+ * looks at the head of each bucket whose tags it has instead of walking the
+ * queue in SQL (bench_dispatch: 100,000 queued jobs). Idle devices still come
+ * from the store, and an assignment still takes only a job that is queued
+ * there, so the store stays the one truth.
  */
 #include "scheduler.h"
 
@@ -168,4 +175,86 @@ err_free:
     free(jobs);
     rr_store_deviceinfos_free(&idle, idle_count);
     return -1;
+}
+
+/* ---- with the queue in memory ---- */
+
+static int s_err_store(rr_store_t *store, int rc, char *err, size_t errlen)
+{
+    snprintf(err, errlen, "scheduler: %s", rc == RR_STORE_E_DB && !*rr_store_error(store)
+             ? "out of memory" : rr_store_error(store));
+    return -1;
+}
+
+/* The next job of INDEX that is still queued goes to DEVICE (appended to OUT). */
+static int s_assign_device(rr_store_t *store, rr_sched_index_t *index,
+                           const proto_deviceinfo_t *dev, rr_assignment_t *out, size_t *count)
+{
+    uint64_t job;
+    while ((job = rr_sched_index_pop(index, dev->type, dev->tags, dev->tags_count))) {
+        bool assigned = false;
+        int rc = rr_store_job_assign_queued(store, job, dev->name, dev->worker, &assigned);
+        if (rc != RR_STORE_OK)
+            return rc;
+        if (!assigned)
+            continue;                       /* left the queue meanwhile (canceled) */
+        rr_assignment_t *a = &out[(*count)++];
+        a->job = job;
+        a->device = strdup(dev->name);
+        a->worker = strdup(dev->worker);
+        return a->device && a->worker ? RR_STORE_OK : RR_STORE_E_DB;
+    }
+    return RR_STORE_OK;
+}
+
+static int s_assign_all(rr_store_t *store, rr_sched_index_t *index,
+                        const proto_deviceinfo_t *idle, size_t idle_count,
+                        rr_assignment_t *out, size_t *count)
+{
+    int rc = rr_store_begin(store);
+    for (size_t i = 0; i < idle_count && rc == RR_STORE_OK; i++)
+        if (rr_sched_index_size(index) > 0)
+            rc = s_assign_device(store, index, &idle[i], out, count);
+    if (rc == RR_STORE_OK)
+        return rr_store_commit(store);
+    rr_store_rollback(store);
+    return rc;
+}
+
+int rr_scheduler_pick_indexed(rr_store_t *store, rr_sched_index_t *index,
+                              rr_assignment_t **out, size_t *count, char *err, size_t errlen)
+{
+    proto_deviceinfo_t *idle = NULL;
+    size_t idle_count = 0;
+    rr_assignment_t *picked = NULL;
+    *out = NULL;
+    *count = 0;
+    int rc = rr_sched_index_sync(index, store);
+    if (rc != RR_STORE_OK)
+        return s_err_store(store, rc, err, errlen);
+    if (rr_sched_index_size(index) == 0)
+        return 0;                           /* an empty queue needs no idle devices */
+    if ((rc = rr_store_devices_idle(store, &idle, &idle_count)) != RR_STORE_OK)
+        return s_err_store(store, rc, err, errlen);
+    if (idle_count == 0)
+        return 0;
+    if (!(picked = calloc(idle_count, sizeof *picked))) {
+        rr_store_deviceinfos_free(&idle, idle_count);
+        snprintf(err, errlen, "scheduler: out of memory");
+        return -1;
+    }
+    rc = s_assign_all(store, index, idle, idle_count, picked, count);
+    rr_store_deviceinfos_free(&idle, idle_count);
+    if (rc != RR_STORE_OK) {
+        rr_sched_index_mark_stale(index);   /* its popped jobs are queued again */
+        s_err_store(store, rc, err, errlen);
+        rr_assignments_free(&picked, *count);
+        *count = 0;
+        return -1;
+    }
+    if (*count == 0)
+        free(picked);
+    else
+        *out = picked;
+    return 0;
 }

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sched_index.h"
 #include "store.h"
 
 typedef struct {
@@ -25,6 +26,12 @@ typedef struct {
  * Returns 0, or -1 with ERR filled and nothing marked. */
 int rr_scheduler_pick(rr_store_t *store, rr_assignment_t **out, size_t *count,
                       char *err, size_t errlen);
+
+/* rr_scheduler_pick with the queue in INDEX (sched_index.h), synced from
+ * STORE first, instead of walking it in SQL: the same picks. A failed pass
+ * leaves INDEX stale (rebuilt at the next one). */
+int rr_scheduler_pick_indexed(rr_store_t *store, rr_sched_index_t *index,
+                              rr_assignment_t **out, size_t *count, char *err, size_t errlen);
 
 /* Free an assignment array and NULL it. */
 void rr_assignments_free(rr_assignment_t **list, size_t count);

@@ -117,6 +117,14 @@ int rr_store_commit(rr_store_t *self);
 /* Roll back the innermost rr_store_begin. */
 int rr_store_rollback(rr_store_t *self);
 
+/* Checkpoint the WAL only when asked (rr_store_checkpoint_due), not inside
+ * the commit that makes it reach PAGES frames: the master first sends what
+ * the commit justified, then checkpoints (store_wal.c). */
+int rr_store_defer_checkpoints(rr_store_t *self, int pages);
+
+/* Checkpoint (PASSIVE) when the WAL holds the deferred limit or more; 0 or RR_STORE_E_DB. */
+int rr_store_checkpoint_due(rr_store_t *self);
+
 /* ---- jobs ---- */
 
 /* Store a validated job as queued; YAML is the submitted text, DEF its normalised form. */
@@ -254,6 +262,21 @@ typedef bool (rr_store_queue_fn)(uint64_t job, char **tags, size_t tag_count, vo
  * within a priority (index-driven). */
 int rr_store_queue_walk(rr_store_t *self, const char *device_type, rr_store_queue_fn *fn,
                         void *arg);
+
+/* Called per queued job by rr_store_queue_since; true to go on. Must not call the store. */
+typedef bool (rr_store_queued_fn)(uint64_t job, const char *device_type, char **tags,
+                                  size_t tag_count, uint32_t priority, void *arg);
+
+/* Queued jobs (not health checks) with id > AFTER, by id: what the
+ * scheduler's in-memory index (sched_index.h) has not seen yet. */
+int rr_store_queue_since(rr_store_t *self, uint64_t after, rr_store_queued_fn *fn, void *arg);
+
+/* rr_store_job_assign in the caller's transaction, for a job that may have
+ * left the queue meanwhile: *ASSIGNED false (and nothing changed) when JOB
+ * is not queued any more; RR_STORE_E_STATE (nothing changed) when DEVICE is
+ * not idle on WORKER. */
+int rr_store_job_assign_queued(rr_store_t *self, uint64_t id, const char *device,
+                               const char *worker, bool *assigned);
 
 /* ==== HTTP API and metrics (master/http.c, master/metrics.c) ==== */
 

@@ -105,6 +105,8 @@
                      " ORDER BY d.type, d.tags, d.name") \
     X(QUEUE_WALK,    "SELECT id, tags FROM jobs WHERE state = 'queued' AND device_type = ?1" \
                      " AND health_check = 0 ORDER BY priority DESC, id ASC") \
+    X(QUEUE_SINCE,   "SELECT id, device_type, tags, priority FROM jobs WHERE state = 'queued'" \
+                     " AND id > ?1 AND health_check = 0 ORDER BY id") \
     /* ---- HTTP API and metrics ---- */ \
     X(JOBS_QUERY,    "SELECT " JOBINFO_COLS " FROM jobs WHERE (?1 IS NULL OR state = ?1)" \
                      " AND (?2 IS NULL OR device_type = ?2) AND (?3 IS NULL OR worker = ?3)" \
@@ -165,6 +167,8 @@ struct _rr_store_t {
     int depth;              /* transaction nesting: 0 = none */
     char journal[16];
     char error[512];
+    int wal_frames;         /* WAL size after the last commit (store_wal.c) */
+    int wal_limit;          /* checkpoint at this many frames; 0 = SQLite's own (autocheckpoint) */
 };
 
 /* ---- errors ---- */

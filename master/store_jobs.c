@@ -421,6 +421,40 @@ int rr_store_job_cancel(rr_store_t *self, uint64_t id, uint64_t now_ms, const ch
     return store_finish_tx(self, job_cancel_tx(self, id, now_ms, state ? state : &ignored));
 }
 
+int rr_store_job_assign_queued(rr_store_t *self, uint64_t id, const char *device,
+                               const char *worker, bool *assigned)
+{
+    *assigned = false;
+    if (self->depth == 0)
+        return store_fail(self, RR_STORE_E_STATE, "job %" PRIu64 ": assign: no transaction",
+                          id);
+    sqlite3_stmt *s = store_stmt_u64(self, ST_JOB_ASSIGN, id);
+    if (!s)
+        return RR_STORE_E_DB;
+    bind_text(s, 2, device);
+    bind_text(s, 3, worker);
+    int changes = 0;
+    int rc = store_run(self, s, "assign", &changes);
+    if (rc != RR_STORE_OK || changes == 0)
+        return rc;                          /* not queued any more: nothing to undo */
+    if (!(s = store_stmt_text(self, ST_DEV_RESERVE, device)))
+        return RR_STORE_E_DB;
+    bind_u64(s, 2, id);
+    bind_text(s, 3, worker);
+    rc = store_run(self, s, "device reserve", &changes);
+    if (rc == RR_STORE_OK && changes == 1) {
+        *assigned = true;
+        return RR_STORE_OK;
+    }
+    if (rc == RR_STORE_OK) {                /* back to queued, as it was a moment ago */
+        rc = job_exec(self, ST_JOB_REQUEUE, id, "assign undo");
+        if (rc == RR_STORE_OK)
+            rc = store_fail(self, RR_STORE_E_STATE, "job %" PRIu64 ": assign: device %s of "
+                            "worker %s is not idle", id, device, worker);
+    }
+    return rc;
+}
+
 /* ---- queue ---- */
 
 int rr_store_queue_walk(rr_store_t *self, const char *device_type, rr_store_queue_fn *fn,
@@ -447,6 +481,33 @@ int rr_store_queue_walk(rr_store_t *self, const char *device_type, rr_store_queu
     int rc = step == SQLITE_DONE ? RR_STORE_OK : store_fail_db(self, "queue walk");
     sqlite3_reset(s);
     return rc;
+}
+
+int rr_store_queue_since(rr_store_t *self, uint64_t after, rr_store_queued_fn *fn, void *arg)
+{
+    sqlite3_stmt *s = store_stmt_u64(self, ST_QUEUE_SINCE, after);
+    if (!s)
+        return RR_STORE_E_DB;
+    int step;
+    while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+        char **tags;
+        size_t tag_count;
+        if (store_tags_split((const char *) sqlite3_column_text(s, 2), &tags, &tag_count) != 0) {
+            step = SQLITE_NOMEM;
+            break;
+        }
+        bool go_on = fn(col_u64(s, 0), (const char *) sqlite3_column_text(s, 1), tags,
+                        tag_count, (uint32_t) sqlite3_column_int64(s, 3), arg);
+        store_strs_free(tags, tag_count);
+        if (!go_on) {
+            step = SQLITE_DONE;
+            break;
+        }
+    }
+    sqlite3_reset(s);
+    if (step != SQLITE_DONE)
+        return store_fail_db(self, "queue since");
+    return RR_STORE_OK;
 }
 
 int rr_store_queue_oldest(rr_store_t *self, uint64_t *submitted_ms)

@@ -30,7 +30,6 @@ typedef struct {
     zframe_t *rid;          /* NULL until HELLO (restored after a master restart) */
     char *rid_key;          /* hex of rid: key in by_rid */
     char key[41];           /* CURVE key that said HELLO ("" when insecure) */
-    uint64_t own_job;       /* last job checked to be this worker's (cache) */
     bool lost;
     uint64_t last_seen;     /* mono ms of its last message */
     uint64_t lost_at;       /* mono ms when it was declared lost */
@@ -45,6 +44,7 @@ typedef struct {
 struct _rr_sessions_t {
     zhashx_t *by_name;      /* name -> session (owns) */
     zhashx_t *by_rid;       /* rid hex -> session (borrowed) */
+    zhashx_t *owners;       /* job id -> worker name (owned): scheduled/running/canceling jobs */
     uint64_t accepts[RR_ACCEPTS_MAX];   /* jobs whose JOB_ACCEPT is not stored yet */
     size_t accept_count;
 };
@@ -61,6 +61,38 @@ static void s_session_destroy(void **item)
     *item = NULL;
 }
 
+/* The owners map is keyed by job id itself (the key pointer holds the id). */
+static size_t s_job_hash(const void *key)
+{
+    uint64_t id = (uint64_t) (uintptr_t) key;
+    return (size_t) (id * 0x9E3779B97F4A7C15ull);
+}
+
+static int s_job_compare(const void *a, const void *b)
+{
+    uintptr_t x = (uintptr_t) a, y = (uintptr_t) b;
+    return x < y ? -1 : x > y;
+}
+
+static void s_name_free(void **item)
+{
+    free(*item);
+    *item = NULL;
+}
+
+static zhashx_t *s_owners_new(void)
+{
+    zhashx_t *owners = zhashx_new();
+    if (!owners)
+        return NULL;
+    zhashx_set_key_hasher(owners, s_job_hash);
+    zhashx_set_key_comparator(owners, s_job_compare);
+    zhashx_set_key_duplicator(owners, NULL);
+    zhashx_set_key_destructor(owners, NULL);
+    zhashx_set_destructor(owners, s_name_free);
+    return owners;
+}
+
 rr_sessions_t *rr_sessions_new(void)
 {
     rr_sessions_t *self = calloc(1, sizeof *self);
@@ -68,7 +100,8 @@ rr_sessions_t *rr_sessions_new(void)
         return NULL;
     self->by_name = zhashx_new();
     self->by_rid = zhashx_new();
-    if (!self->by_name || !self->by_rid) {
+    self->owners = s_owners_new();
+    if (!self->by_name || !self->by_rid || !self->owners) {
         rr_sessions_destroy(&self);
         return NULL;
     }
@@ -81,6 +114,7 @@ void rr_sessions_destroy(rr_sessions_t **self_p)
     if (!self_p || !*self_p)
         return;
     rr_sessions_t *self = *self_p;
+    zhashx_destroy(&self->owners);
     zhashx_destroy(&self->by_rid);
     zhashx_destroy(&self->by_name);
     free(self);
@@ -165,6 +199,29 @@ zframe_t *rr_workers_route(rr_master_t *self, const char *worker)
 {
     rr_session_t *session = zhashx_lookup(self->sessions->by_name, worker);
     return session && !session->lost ? session->rid : NULL;
+}
+
+void rr_workers_own(rr_master_t *self, uint64_t job, const char *worker)
+{
+    const void *key = (const void *) (uintptr_t) job;
+    const char *known = zhashx_lookup(self->sessions->owners, key);
+    if (job == 0 || (known && streq(known, worker)))
+        return;
+    char *name = strdup(worker);
+    if (name)
+        zhashx_update(self->sessions->owners, key, name);   /* no memory: the store is asked */
+    else
+        zhashx_delete(self->sessions->owners, key);
+}
+
+void rr_workers_disown(rr_master_t *self, uint64_t job)
+{
+    zhashx_delete(self->sessions->owners, (const void *) (uintptr_t) job);
+}
+
+void rr_workers_disown_all(rr_master_t *self)
+{
+    zhashx_purge(self->sessions->owners);
 }
 
 int rr_workers_restore(rr_master_t *self)
@@ -388,6 +445,7 @@ static void s_on_refused(rr_master_t *self, rr_session_t *session, const proto_j
 {
     const char *why = acc->reason ? acc->reason : "no reason given";
     proto_jobinfo_t info = { 0 };
+    rr_workers_disown(self, acc->job);      /* it may go to another worker */
     if (rr_store_job_get(self->store, acc->job, &info) != RR_STORE_OK)
         return;
     if (streq(info.state, RR_JOB_CANCELING))
@@ -403,6 +461,7 @@ static void s_on_refused(rr_master_t *self, rr_session_t *session, const proto_j
     }
     else if (streq(info.state, RR_JOB_SCHEDULED)
              && rr_store_job_requeue(self->store, acc->job) == RR_STORE_OK) {
+        rr_sched_index_mark_stale(self->sched_index);   /* queued again below its newest */
         char reason[256];
         snprintf(reason, sizeof reason, "worker refused job %" PRIu64 ": %s", acc->job, why);
         rr_warn("job %" PRIu64 ": worker %s refused it on %s: %s; queued again, device offline",
@@ -424,7 +483,8 @@ static void s_on_accept(rr_master_t *self, rr_session_t *session, zframe_t *rid,
         s_on_refused(self, session, acc);
         return;
     }
-    if (acc->job && acc->job == session->own_job) {    /* the store has it: write it later */
+    const char *owner = zhashx_lookup(self->sessions->owners, (const void *) (uintptr_t) acc->job);
+    if (owner && streq(owner, session->name)) {     /* the store has it: write it later */
         rr_sessions_t *sessions = self->sessions;
         if (sessions->accept_count == RR_ACCEPTS_MAX)
             s_store_accepts(self);
@@ -498,8 +558,9 @@ static void s_refuse_revoked(rr_master_t *self, zframe_t *rid, const proto_msg_t
 static bool s_job_is_ours(rr_master_t *self, rr_session_t *session, zframe_t *rid,
                           const proto_msg_t *msg, uint64_t job)
 {
-    if (job && job == session->own_job)
-        return true;
+    const char *owner = zhashx_lookup(self->sessions->owners, (const void *) (uintptr_t) job);
+    if (job && owner && streq(owner, session->name))
+        return true;                        /* any doubt: the store decides */
     proto_jobinfo_t info = { 0 };
     int rc = rr_store_job_get(self->store, job, &info);
     bool ours = rc != RR_STORE_OK || (info.worker && streq(info.worker, session->name));
@@ -510,8 +571,10 @@ static bool s_job_is_ours(rr_master_t *self, rr_session_t *session, zframe_t *ri
         rr_master_send_error(self, self->worker_sock, rid, "denied", "job", job,
                              "job %" PRIu64 " is not this worker's", job);
     }
-    else if (rc == RR_STORE_OK)
-        session->own_job = job;
+    else if (rc == RR_STORE_OK && (streq(info.state, RR_JOB_SCHEDULED)
+                                   || streq(info.state, RR_JOB_RUNNING)
+                                   || streq(info.state, RR_JOB_CANCELING)))
+        rr_workers_own(self, job, session->name);
     rr_store_jobinfo_clear(&info);
     return ours;
 }
@@ -549,8 +612,6 @@ void rr_workers_on_message(rr_master_t *self, zframe_t *rid, proto_msg_t *msg)
     case PROTO_MSG_JOB_ACCEPT:
         if (s_job_is_ours(self, session, rid, msg, msg->u.job_accept.job))
             s_on_accept(self, session, rid, &msg->u.job_accept);
-        if (!msg->u.job_accept.ok)
-            session->own_job = 0;           /* refused: it may go to another worker */
         break;
     case PROTO_MSG_ACK:
         s_on_ack(self, session, rid, &msg->u.ack);
