@@ -2,8 +2,9 @@
  * a rack of 48 emulated nodes (tests/rig/rig.py: stock ipmi_sim BMCs, fast
  * shell nodes), connected to a master (in-process, tests/master/harness.h).
  *
- * idle     every device actor started, its SOL console open (held for the
- *          worker's life), every device reported idle to the master;
+ * idle     every device actor started, its SOL console probed (opened on
+ *          demand since session 3: closed while unused), every device
+ *          reported idle to the master;
  * running  48 jobs (boot ipmi-disk, then a test step that sleeps) running at
  *          once, one per device, each with its console streaming to the
  *          spool and the master.

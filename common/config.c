@@ -407,6 +407,7 @@ static const field_t ipmi_fields[] = {
 
 static const field_t sol_fields[] = {
     FIELD("timeout", F_DURATION, false, rr_device_config_t, sol_timeout_ms),
+    FIELD("probe_interval", F_DURATION, false, rr_device_config_t, sol_probe_ms),
     { 0 },
 };
 
@@ -459,6 +460,7 @@ static int settings_defaults(rr_device_config_t *s)
     s->ipmi_timeout_ms = 5000;
     s->ipmi_retries = 3;
     s->sol_timeout_ms = 10000;
+    s->sol_probe_ms = 60000;
     s->bmc_port = 623;
     return 0;
 }
@@ -507,6 +509,7 @@ static int settings_copy(rr_device_config_t *dst, const rr_device_config_t *src)
     dst->ipmi_timeout_ms = src->ipmi_timeout_ms;
     dst->ipmi_retries = src->ipmi_retries;
     dst->sol_timeout_ms = src->sol_timeout_ms;
+    dst->sol_probe_ms = src->sol_probe_ms;
     dst->bmc_port = src->bmc_port;
     return bootloader_copy(dst, src);
 }

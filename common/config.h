@@ -33,6 +33,7 @@ typedef struct {
     uint32_t ipmi_timeout_ms;      /* per IPMI call (default 5000) */
     uint32_t ipmi_retries;         /* bounded retries of an IPMI call (default 3) */
     uint32_t sol_timeout_ms;       /* SOL session timeout (default 10000) */
+    uint32_t sol_probe_ms;         /* an idle device's console is tried this often (60000) */
     const struct rr_worker_config *worker; /* the worker config it belongs to (NULL: none) */
     char *http;                    /* "host:port" reaching the node's port 80 (transfer); NULL */
     /* boot method uboot-pxe (worker/bootloader.h); NULL/0: the built-in U-Boot defaults */

@@ -1,7 +1,18 @@
-/* device.c: one device's actor: its BMC, its held SOL console and its job. */
+/* device.c: one device's actor: its BMC, its on-demand SOL console and its job.
+ *
+ * The console is open only while someone uses it: a job (opened before the
+ * runner starts, so before power on), a follower, an operator typing. It is
+ * closed SOL_LINGER_MS after its last user left, which frees the BMC's SOL
+ * slot (many BMCs allow one session) and libipmiconsole's per-session memory
+ * (docs/benchmarks.md, session 3). The actor's first open is a probe: the
+ * device is idle once its console came up, offline while opening fails
+ * (retried with bounded backoff); the probe's session is closed at once. An
+ * unused console is probed so again every sol.probe_interval (60 s), so a
+ * BMC that died while its device sat idle shows it offline, with the reason. */
 #include "device.h"
 
 #include <inttypes.h>
+#include <malloc.h>
 #include <string.h>
 
 #include "ipmi.h"
@@ -12,6 +23,12 @@
 
 #define SOL_BACKOFF_MIN_MS 1000u
 #define SOL_BACKOFF_MAX_MS 60000u
+/* An unused console stays open this long after its last user left: a job
+ * queued right behind the last one, or a follower reattaching, reuses it. */
+#define SOL_LINGER_MS 5000u
+/* An idle device's console is opened and closed this often unless configured
+ * (sol.probe_interval): a BMC that died shows the device offline. */
+#define SOL_PROBE_DEFAULT_MS 60000u
 /* Consecutive jobs ending incomplete for a reason naming the BMC (power,
  * console) that make the device bad: never scheduled until an operator puts
  * it in maintenance and back (DEVICE_SET). */
@@ -27,10 +44,12 @@ typedef struct {
     const rr_device_config_t *config;
     const char *tftp_root;
     rr_ipmi_t *ipmi;
-    rr_sol_t *sol;
-    uint64_t sol_retry_at;        /* mono ms of the next reopen attempt */
+    rr_sol_t *sol;                /* open while used (console_wanted) or lingering */
+    uint64_t sol_close_at;        /* mono ms an unused console closes, 0 = none due */
+    uint64_t sol_retry_at;        /* mono ms of the next reopen attempt (sol_error set) */
+    uint64_t sol_probe_at;        /* mono ms an unused console is tried again (it worked) */
     uint32_t sol_backoff_ms;
-    char sol_error[512];
+    char sol_error[512];          /* why the last open failed: offline; "" = it worked */
     bool maintenance;
     bool following;               /* pass every console byte up ("CONSOLE") */
     unsigned infra_failures;      /* consecutive, see RR_DEVICE_BAD_AFTER */
@@ -51,14 +70,27 @@ static uint64_t pop_u64(zmsg_t *msg)
     return value;
 }
 
+/* The console's last open worked (it may be closed since: nobody uses it). */
+static bool console_ok(const device_t *self)
+{
+    return self->sol || !self->sol_error[0];
+}
+
+/* Someone uses the console: the job, or a client following it. */
+static bool console_wanted(const device_t *self)
+{
+    return self->job || self->following;
+}
+
 static void send_state(device_t *self)
 {
     const char *state = self->job ? "running"
                       : self->maintenance ? "maintenance"
                       : self->bad_reason[0] ? "bad"
-                      : self->sol ? "idle" : "offline";
+                      : console_ok(self) ? "idle" : "offline";
     const char *reason = !strcmp(state, "bad") ? self->bad_reason
-                       : !self->job && !self->sol && !self->maintenance ? self->sol_error : "";
+                       : !self->job && !console_ok(self) && !self->maintenance ? self->sol_error
+                       : "";
     if (self->state == state && strcmp(state, "offline"))
         return;
     self->state = state;
@@ -74,13 +106,37 @@ static int sol_open(device_t *self, char *err, size_t errlen)
     return self->sol ? 0 : -1;
 }
 
-/* Idle-time (re)open with bounded exponential backoff. */
+/* How often an idle device's unused console is tried (sol.probe_interval). */
+static uint64_t probe_ms(const device_t *self)
+{
+    return self->config->sol_probe_ms ? self->config->sol_probe_ms : SOL_PROBE_DEFAULT_MS;
+}
+
+/* Close the console (nobody uses it); its memory goes back to the system. */
+static void sol_close(device_t *self)
+{
+    rr_sol_destroy(&self->sol);
+    self->sol_close_at = 0;
+    self->sol_probe_at = rr_mono_ms() + probe_ms(self);
+    rr_debug("device %s: console closed (unused)", self->config->name);
+    /* libipmiconsole's session objects are small heap blocks spread over
+     * the arenas of this and its engine threads: give the pages back. */
+    malloc_trim(0);
+}
+
+/* Idle-time (re)open with bounded exponential backoff. A console opened
+ * with no user (the probe, an offline device's retry) closes at once. The
+ * periodic probes of a device that was fine log at debug level only. */
 static void sol_try_open(device_t *self)
 {
+    bool news = self->sol_error[0] || !self->state;
     if (sol_open(self, self->sol_error, sizeof self->sol_error) == 0) {
-        rr_info("device %s: console up (bmc %s)", self->config->name, rr_ipmi_target(self->ipmi));
+        if (news)
+            rr_info("device %s: console up (bmc %s)", self->config->name,
+                    rr_ipmi_target(self->ipmi));
         self->sol_backoff_ms = SOL_BACKOFF_MIN_MS;
         self->sol_error[0] = '\0';
+        self->sol_close_at = console_wanted(self) ? 0 : rr_mono_ms();
     } else {
         rr_warn("device %s: %s; retry in %" PRIu32 " ms", self->config->name, self->sol_error,
                 self->sol_backoff_ms);
@@ -145,6 +201,8 @@ static void input_sink(void *arg, const char *data, size_t len)
 static void type_input(device_t *self, zmsg_t *msg)
 {
     zframe_t *data = zmsg_pop(msg);
+    if (data && !self->job && self->maintenance && !self->sol && console_ok(self))
+        sol_try_open(self);             /* on demand; lingers after the typing */
     const char *why = !data ? "empty" : self->job ? "a job runs" : !self->maintenance
                     ? "not in maintenance" : !self->sol ? "console not up" : NULL;
     if (why)
@@ -152,6 +210,8 @@ static void type_input(device_t *self, zmsg_t *msg)
     else if (rr_sol_type(self->sol, (const char *) zframe_data(data), zframe_size(data),
                          self->config->test_shell_delay_ms, input_sink, self) < 0)
         rr_warn("device %s: console input: %s", self->config->name, rr_sol_error(self->sol));
+    if (self->sol && !console_wanted(self))     /* the operator may type more: linger */
+        self->sol_close_at = rr_mono_ms() + SOL_LINGER_MS;
     zframe_destroy(&data);
 }
 
@@ -233,6 +293,17 @@ static const char *job_stop(void *arg)
     return self->stop_reason;
 }
 
+/* The job's console, up before the runner powers the node on. When it cannot
+ * be opened the runner reopens it with bounded backoff (and says why). */
+static void job_console_open(device_t *self, uint64_t job)
+{
+    char err[512];
+    self->sol_close_at = 0;
+    if (self->sol || sol_open(self, err, sizeof err) == 0)
+        return;
+    rr_warn("device %s: job %" PRIu64 ": %s", self->config->name, job, err);
+}
+
 static void run_job(device_t *self, uint64_t job, zframe_t *def_frame)
 {
     proto_jobdef_t *def = NULL;
@@ -246,6 +317,7 @@ static void run_job(device_t *self, uint64_t job, zframe_t *def_frame)
         job_emit(self, &ev);
     } else {
         rr_info("device %s: job %" PRIu64 ": starting '%s'", self->config->name, job, def->name);
+        job_console_open(self, job);
         rr_runner_ctx_t ctx = { .job = job, .def = def, .device = self->config,
                                 .tftp_root = self->tftp_root, .ipmi = self->ipmi,
                                 .sol = &self->sol, .emit = job_emit, .reopen = job_reopen,
@@ -256,6 +328,8 @@ static void run_job(device_t *self, uint64_t job, zframe_t *def_frame)
     }
     zsock_send(self->pipe, "s8", "DONE", job);
     self->job = 0;
+    /* The job's IPMI session (idle since its power off) is not kept either. */
+    rr_ipmi_close(self->ipmi);
     if (!self->sol) {
         /* The runner lost the console: offline until it reopens, saying why
          * (the runner's own reopen errors went into the job's reason). */
@@ -316,6 +390,35 @@ static void idle_console(device_t *self)
     }
 }
 
+/* Open a console that is wanted (a follower) or due for a retry (offline);
+ * start the linger of one nobody uses, close it when that ran out. */
+static void console_tend(device_t *self)
+{
+    uint64_t now = rr_mono_ms();
+    if (!self->sol) {
+        if (self->sol_error[0] ? now >= self->sol_retry_at
+                               : console_wanted(self) || now >= self->sol_probe_at)
+            sol_try_open(self);
+        return;
+    }
+    if (console_wanted(self))
+        self->sol_close_at = 0;
+    else if (!self->sol_close_at)
+        self->sol_close_at = now + SOL_LINGER_MS;
+    else if (now >= self->sol_close_at)
+        sol_close(self);
+}
+
+/* How long the loop may sleep before console_tend has something to do. */
+static long console_due_ms(const device_t *self)
+{
+    uint64_t now = rr_mono_ms();
+    uint64_t at = !self->sol && self->sol_error[0] ? self->sol_retry_at
+                : !self->sol && self->sol_probe_at < now + 1000 ? self->sol_probe_at
+                : self->sol && self->sol_close_at ? self->sol_close_at : now + 1000;
+    return at > now ? (long)(at - now) : 0;
+}
+
 static void device_loop(device_t *self)
 {
     for (;;) {
@@ -323,19 +426,13 @@ static void device_loop(device_t *self)
         int count = 1;
         if (self->sol)
             items[count++] = (zmq_pollitem_t){ NULL, rr_sol_fd(self->sol), ZMQ_POLLIN, 0 };
-        long timeout = 1000;
-        if (!self->sol) {
-            uint64_t now = rr_mono_ms();
-            timeout = self->sol_retry_at > now ? (long)(self->sol_retry_at - now) : 0;
-        }
-        if (zmq_poll(items, count, timeout) < 0 && zmq_errno() != EINTR)
+        if (zmq_poll(items, count, console_due_ms(self)) < 0 && zmq_errno() != EINTR)
             break;
         if ((items[0].revents & ZMQ_POLLIN) && !idle_command(self))
             break;
         if (self->sol && count == 2 && (items[1].revents & ZMQ_POLLIN))
             idle_console(self);
-        if (!self->sol && rr_mono_ms() >= self->sol_retry_at)
-            sol_try_open(self);
+        console_tend(self);
     }
 }
 

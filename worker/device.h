@@ -1,9 +1,11 @@
 /* device.h: one device's actor (a czmq zactor: a thread and an inproc pipe).
  *
- * The actor owns the node's rr_ipmi_t, its SOL console (opened when the actor
- * starts, before anything powers the node on, held for the worker's lifetime,
- * reopened with bounded backoff when lost) and the job running on it. A slow
- * BMC blocks only this thread, never the worker's main loop.
+ * The actor owns the node's rr_ipmi_t, its SOL console and the job running on
+ * it. The console is opened on demand: for a job (before the node is powered
+ * on), for a follower, for an operator's input; closed a few seconds after its
+ * last user left. Opened once as a probe when the actor starts: the device is
+ * offline while that fails (retried with bounded backoff), idle once it
+ * worked. A slow BMC blocks only this thread, never the worker's main loop.
  *
  * Commands, main loop -> actor (use the functions below):
  *   "START" job(8) jobdef(msgpack)  run a job (the main loop checked the device is free)

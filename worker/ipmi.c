@@ -73,6 +73,12 @@ static void session_close(rr_ipmi_t *self)
     self->ctx = NULL;
 }
 
+void rr_ipmi_close(rr_ipmi_t *self)
+{
+    if (self)
+        session_close(self);
+}
+
 void rr_ipmi_destroy(rr_ipmi_t **self_p)
 {
     if (!self_p || !*self_p)

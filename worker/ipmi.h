@@ -37,6 +37,10 @@ int rr_ipmi_set_bootdev(rr_ipmi_t *self, rr_bootdev_t dev, bool persistent);
 /* Read the boot device the BMC holds. Returns 0 or -1. */
 int rr_ipmi_get_bootdev(rr_ipmi_t *self, rr_bootdev_t *dev);
 
+/* Close the session now if one is open (the next call opens a fresh one):
+ * its memory is not held while the BMC is not needed. */
+void rr_ipmi_close(rr_ipmi_t *self);
+
 /* Deactivate an SOL payload held by another session (stale "already active"). */
 int rr_ipmi_sol_deactivate(rr_ipmi_t *self);
 

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <poll.h>
 #include <sodium.h>
 #include <stdbool.h>
@@ -154,6 +155,18 @@ static run_status_t run_uboot(runner_t *r, uint32_t timeout_s, const char *const
     return RUN_OK;
 }
 
+/* The console could not be had before power on: the reason names the action
+ * as well as the BMC (runner_console_recover named the BMC). */
+static run_status_t boot_console_failed(runner_t *r)
+{
+    if (runner_stop_requested(r))
+        return RUN_STOP;
+    char why[sizeof r->reason];
+    snprintf(why, sizeof why, "boot: %.1000s", r->reason);
+    snprintf(r->reason, sizeof r->reason, "%s", why);
+    return RUN_FAIL;
+}
+
 static run_status_t run_boot(runner_t *r, const proto_action_t *a)
 {
     const rr_device_config_t *dev = r->ctx->device;
@@ -183,10 +196,9 @@ static run_status_t run_boot(runner_t *r, const proto_action_t *a)
         count = dev->prompt_count;
     }
     /* The console must be up before power on, so no boot line is lost. */
-    if (runner_console_renew_if_busy(r) < 0)
-        return runner_stop_requested(r) ? RUN_STOP : RUN_FAIL;
-    if (!*r->ctx->sol && runner_console_recover(r, "console down before power on") < 0)
-        return runner_stop_requested(r) ? RUN_STOP : RUN_FAIL;
+    if (runner_console_renew_if_busy(r) < 0
+        || (!*r->ctx->sol && runner_console_recover(r, "console down before power on") < 0))
+        return boot_console_failed(r);
     run_status_t st;
     if ((st = ipmi_step(r, rr_ipmi_set_bootdev(r->ctx->ipmi, bootdev, false))))
         return st;
@@ -215,6 +227,10 @@ static run_status_t run_boot(runner_t *r, const proto_action_t *a)
     wait_status_t ws = runner_console_wait(r, prompt_seen, deadline);
     r->booting = false;
     r->expect_by = 0;
+    /* Power is not touched again until the job's end: no session held meanwhile
+     * (64 KB of FreeIPMI objects), and its pages go back to the system. */
+    rr_ipmi_close(r->ctx->ipmi);
+    malloc_trim(0);
     switch (ws) {
     case W_OK:
         return RUN_OK;
@@ -629,10 +645,13 @@ static run_status_t prepare_mask(runner_t *r)
 void rr_runner_run(const rr_runner_ctx_t *ctx)
 {
     runner_t *r = calloc(1, sizeof *r);
-    if (!r || sodium_init() < 0 || !(r->scan = rr_scanner_new(runner_on_result_line, r))) {
+    if (!r || !(r->log = malloc(PROTO_LOG_CHUNK)) || sodium_init() < 0
+        || !(r->scan = rr_scanner_new(runner_on_result_line, r))) {
         proto_job_event_t ev = { .job = ctx->job, .ts = rr_wall_ms(), .kind = "end",
                                  .value = "incomplete", .reason = "worker: out of memory" };
         ctx->emit(ctx->arg, &ev);
+        if (r)
+            free(r->log);
         free(r);
         return;
     }
@@ -668,5 +687,6 @@ void rr_runner_run(const rr_runner_ctx_t *ctx)
     }
     rr_scanner_destroy(&r->scan);
     rr_mask_destroy(&r->mask);
+    free(r->log);
     free(r);
 }

@@ -104,14 +104,14 @@ void runner_log_append(void *arg, const char *data, size_t len)
     while (left) {
         if (!r->log_len)
             r->log_since = rr_mono_ms();
-        size_t n = sizeof r->log - r->log_len;
+        size_t n = PROTO_LOG_CHUNK - r->log_len;
         if (n > left)
             n = left;
         memcpy(r->log + r->log_len, p, n);
         r->log_len += n;
         p += n;
         left -= n;
-        if (r->log_len == sizeof r->log)
+        if (r->log_len == PROTO_LOG_CHUNK)
             runner_log_flush(r);
     }
 }

@@ -24,7 +24,7 @@ typedef struct rr_runner_shell {
     bool capturing;              /* rr_runner_shell_run: keep the console's tail */
     size_t capture_len;
     char capture[CAPTURE_MAX];
-    char log[PROTO_LOG_CHUNK];
+    char *log;                   /* PROTO_LOG_CHUNK bytes, malloc'd: touched only as used */
     size_t log_len;
     uint64_t log_since;          /* mono ms of the oldest byte buffered */
     uint64_t job_deadline;       /* mono ms */

@@ -70,9 +70,8 @@ rr_uploads_t *rr_uploads_new(const char *artifacts_dir, uint64_t job)
     if (!self)
         return NULL;
     self->dir = strdup(artifacts_dir);
-    self->buf = malloc(PROTO_ARTIFACT_CHUNK);
-    self->job = job;
-    if (!self->dir || !self->buf)
+    self->job = job;                /* buf: at the first chunk (most jobs upload nothing) */
+    if (!self->dir)
         rr_uploads_destroy(&self);
     return self;
 }
@@ -198,6 +197,10 @@ static int send_chunk(rr_uploads_t *self, upload_t *u, zsock_t *sock)
 {
     uint64_t left = u->total - u->sent;
     size_t n = left < PROTO_ARTIFACT_CHUNK ? (size_t)left : PROTO_ARTIFACT_CHUNK;
+    if (n && !self->buf && !(self->buf = malloc(PROTO_ARTIFACT_CHUNK))) {
+        rr_error("job %" PRIu64 ": artifact %s: out of memory", self->job, u->name);
+        return -1;
+    }
     ssize_t got = n ? pread(u->fd, self->buf, n, (off_t)u->sent) : 0;
     if (got != (ssize_t)n) {
         rr_error("job %" PRIu64 ": artifact %s: read at %" PRIu64 ": %s", self->job, u->name,

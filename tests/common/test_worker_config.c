@@ -90,7 +90,7 @@ static void test_full_config_loads_every_key(void **state)
         "    prompts: [\"# \", \"$ \"]\n"
         "    serial: {bootloader_delay_ms: 300, test_shell_delay_ms: 100}\n"
         "    ipmi: {timeout: 4s, retries: 2}\n"
-        "    sol: {timeout: 20s}\n"
+        "    sol: {timeout: 20s, probe_interval: 2m}\n"
         "devices:\n"
         "  - name: calxeda02-01\n"
         "    type: highbank\n"
@@ -125,6 +125,7 @@ static void test_full_config_loads_every_key(void **state)
     assert_int_equal(d->ipmi_timeout_ms, 4000);
     assert_int_equal(d->ipmi_retries, 2);
     assert_int_equal(d->sol_timeout_ms, 20000);
+    assert_int_equal(d->sol_probe_ms, 120000);
     rr_worker_config_destroy(&c);
     assert_null(c);
 }
@@ -175,6 +176,7 @@ static void test_undeclared_type_gets_builtin_defaults(void **state)
     assert_int_equal(d->ipmi_timeout_ms, 5000);
     assert_int_equal(d->ipmi_retries, 3);
     assert_int_equal(d->sol_timeout_ms, 10000);
+    assert_int_equal(d->sol_probe_ms, 60000);
     assert_int_equal(d->bmc_port, 623);
     assert_int_equal(d->tag_count, 0);
     rr_worker_config_destroy(&c);
