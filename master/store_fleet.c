@@ -398,17 +398,9 @@ int rr_store_device_get(rr_store_t *self, const char *device, proto_deviceinfo_t
 {
     memset(info, 0, sizeof *info);
     sqlite3_stmt *s = store_stmt_text(self, ST_DEV_GET, device);
-    int rc = s ? store_step_row(self, s, "device get") : RR_STORE_E_DB;
-    if (rc == RR_STORE_E_NOTFOUND)
-        return store_fail(self, rc, "device %s: no such device", device);
-    if (rc != RR_STORE_OK)
-        return rc;
-    if (deviceinfo_read(s, info, NULL) != 0) {
-        rr_store_deviceinfo_clear(info);
-        rc = store_fail(self, RR_STORE_E_DB, "device %s: out of memory", device);
-    }
-    sqlite3_reset(s);
-    return rc;
+    int rc = s ? store_row(self, s, &deviceinfo_rows, NULL, info, "device get") : RR_STORE_E_DB;
+    return rc == RR_STORE_E_NOTFOUND ? store_fail(self, rc, "device %s: no such device", device)
+                                     : rc;
 }
 
 int rr_store_devices_list(rr_store_t *self, const char *worker,

@@ -133,15 +133,9 @@ int rr_store_job_get(rr_store_t *self, uint64_t id, proto_jobinfo_t *info)
 {
     memset(info, 0, sizeof *info);
     sqlite3_stmt *s = store_stmt_u64(self, ST_JOB_GET, id);
-    int rc = s ? store_job_row(self, s, id, "job get") : RR_STORE_E_DB;
-    if (rc != RR_STORE_OK)
-        return rc;
-    if (jobinfo_read(s, info, NULL) != 0) {
-        rr_store_jobinfo_clear(info);
-        rc = store_fail(self, RR_STORE_E_DB, "job %" PRIu64 ": out of memory", id);
-    }
-    sqlite3_reset(s);
-    return rc;
+    int rc = s ? store_row(self, s, &jobinfo_rows, NULL, info, "job get") : RR_STORE_E_DB;
+    return rc == RR_STORE_E_NOTFOUND ? store_fail(self, rc, "job %" PRIu64 ": no such job", id)
+                                     : rc;
 }
 
 int store_job_state(rr_store_t *self, uint64_t id, char state[16])
