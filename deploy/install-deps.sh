@@ -18,6 +18,14 @@ for p in $PKGS; do
     dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q "install ok installed" \
         || missing="$missing $p"
 done
+# chromedriver reaches Chromium through "localhost" (the browser tests). Every
+# installed Debian system has an /etc/hosts saying so; a bare debootstrap root
+# has no /etc/hosts at all: give it the standard lines. An existing file is
+# never touched.
+if [ ! -e /etc/hosts ] && [ "$(id -u)" -eq 0 ]; then
+    echo "install-deps: no /etc/hosts: writing the standard localhost lines"
+    printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' >/etc/hosts
+fi
 [ -z "$missing" ] && exit 0
 
 if [ "$(id -u)" -ne 0 ]; then
