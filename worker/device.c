@@ -12,9 +12,9 @@
 #include "device.h"
 
 #include <inttypes.h>
-#include <malloc.h>
 #include <string.h>
 
+#include "heap.h"
 #include "ipmi.h"
 #include "log.h"
 #include "runner.h"
@@ -121,7 +121,7 @@ static void sol_close(device_t *self)
     rr_debug("device %s: console closed (unused)", self->config->name);
     /* libipmiconsole's session objects are small heap blocks spread over
      * the arenas of this and its engine threads: give the pages back. */
-    malloc_trim(0);
+    rr_heap_trim();
 }
 
 /* Idle-time (re)open with bounded exponential backoff. A console opened

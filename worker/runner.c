@@ -5,7 +5,6 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <malloc.h>
 #include <poll.h>
 #include <sodium.h>
 #include <stdbool.h>
@@ -15,6 +14,7 @@
 
 #include "bootloader.h"
 #include "disk.h"
+#include "heap.h"
 #include "log.h"
 #include "mask.h"
 #include "scanner.h"
@@ -230,7 +230,7 @@ static run_status_t run_boot(runner_t *r, const proto_action_t *a)
     /* Power is not touched again until the job's end: no session held meanwhile
      * (64 KB of FreeIPMI objects), and its pages go back to the system. */
     rr_ipmi_close(r->ctx->ipmi);
-    malloc_trim(0);
+    rr_heap_trim();
     switch (ws) {
     case W_OK:
         return RUN_OK;
