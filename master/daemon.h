@@ -176,8 +176,12 @@ void rr_cursors_destroy(rr_cursors_t **self_p);
 /* Client LOGS: send stored events, then LOGS_END or keep following. */
 void rr_logs_request(rr_master_t *self, zframe_t *rid, const proto_logs_t *req);
 
-/* New events of JOB were committed (or it ended): feed its cursors. */
+/* New events of JOB were stored (or it ended): feed its cursors and HTTP
+ * waiters; while the drain's transaction is open (outbox open), at rr_logs_flush. */
 void rr_logs_job_changed(rr_master_t *self, uint64_t job);
+
+/* The drain's transaction ended (committed or not): feed what changed in it. */
+void rr_logs_flush(rr_master_t *self);
 
 /* Timer: retry cursors a full client queue held back, drop those of revoked client keys. */
 void rr_logs_tick(rr_master_t *self);

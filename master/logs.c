@@ -8,6 +8,11 @@
  * stops at the highest contiguous seq, so an event that arrived early is
  * never skipped when its predecessors come in later.
  *
+ * While the master drains the worker socket inside one transaction (the
+ * outbox is open), changed jobs are only noted: rr_logs_flush feeds their
+ * cursors after the transaction ended, so a reader is never sent an event
+ * that a rolled-back transaction did not store (a pump reads the store).
+ *
  * With CURVE a cursor remembers its client's key: once that key is gone from
  * the client allow-list (auth.c reloads it on inotify, SIGHUP and a timer),
  * the cursor is dropped before it would send anything more, at the latest on
@@ -32,6 +37,8 @@ typedef struct {
 
 struct _rr_cursors_t {
     zlistx_t *list;             /* of rr_cursor_t, owned */
+    uint64_t *changed;          /* jobs changed in the open transaction, may repeat */
+    size_t changed_count, changed_cap;
 };
 
 typedef enum { PUMP_MORE, PUMP_STALLED, PUMP_DONE } rr_pump_t;
@@ -65,6 +72,7 @@ void rr_cursors_destroy(rr_cursors_t **self_p)
     if (!self_p || !*self_p)
         return;
     zlistx_destroy(&(*self_p)->list);
+    free((*self_p)->changed);
     free(*self_p);
     *self_p = NULL;
 }
@@ -204,11 +212,56 @@ static void s_pump_some(rr_master_t *self, uint64_t job)
     }
 }
 
-void rr_logs_job_changed(rr_master_t *self, uint64_t job)
+/* Feed JOB's cursors and HTTP waiters now. */
+static void s_job_changed_now(rr_master_t *self, uint64_t job)
 {
     s_pump_some(self, job);
     if (self->http)
         rr_http_notify_job(self->http, job);
+}
+
+/* Remember JOB for rr_logs_flush; false when out of memory. */
+static bool s_defer(rr_cursors_t *cursors, uint64_t job)
+{
+    if (cursors->changed_count > 0 && cursors->changed[cursors->changed_count - 1] == job)
+        return true;
+    if (cursors->changed_count == cursors->changed_cap) {
+        size_t cap = cursors->changed_cap ? cursors->changed_cap * 2 : 64;
+        uint64_t *grown = realloc(cursors->changed, cap * sizeof *grown);
+        if (!grown)
+            return false;
+        cursors->changed = grown;
+        cursors->changed_cap = cap;
+    }
+    cursors->changed[cursors->changed_count++] = job;
+    return true;
+}
+
+void rr_logs_job_changed(rr_master_t *self, uint64_t job)
+{
+    if (zlistx_size(self->cursors->list) == 0 && !self->http)
+        return;                 /* nobody reads or waits */
+    if (rr_outbox_is_open(self->outbox) && s_defer(self->cursors, job))
+        return;                 /* rr_logs_flush, once the drain's transaction ended */
+    s_job_changed_now(self, job);
+}
+
+static int s_job_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+    return (x > y) - (x < y);
+}
+
+void rr_logs_flush(rr_master_t *self)
+{
+    rr_cursors_t *cursors = self->cursors;
+    if (cursors->changed_count == 0)
+        return;
+    qsort(cursors->changed, cursors->changed_count, sizeof *cursors->changed, s_job_cmp);
+    for (size_t i = 0; i < cursors->changed_count; i++)
+        if (i == 0 || cursors->changed[i] != cursors->changed[i - 1])
+            s_job_changed_now(self, cursors->changed[i]);
+    cursors->changed_count = 0;
 }
 
 void rr_logs_tick(rr_master_t *self)

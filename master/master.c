@@ -209,6 +209,7 @@ static void s_drain_in_tx(rr_master_t *self, zsock_t *sock, rr_room_fn *room)
         self->worker_caught_up = rr_mono_ms();
     if (rr_store_commit(self->store) == RR_STORE_OK) {
         rr_outbox_send(self->outbox, s_outbox_failed, self);
+        rr_logs_flush(self);
         s_checkpoint(self);                 /* after the answers left, not before */
         return;
     }
@@ -216,6 +217,7 @@ static void s_drain_in_tx(rr_master_t *self, zsock_t *sock, rr_room_fn *room)
              rr_outbox_size(self->outbox), rr_store_error(self->store));
     rr_outbox_drop(self->outbox);          /* a failed commit rolled the transaction back */
     rr_master_store_rolled_back(self);
+    rr_logs_flush(self);                   /* feeds only what is stored */
 }
 
 static int s_on_worker_readable(zloop_t *loop, zsock_t *sock, void *arg)
