@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "units.h"
+#include "grow.h"
 
 char *rr_fmt_age(uint64_t ms, char *buf, size_t len)
 {
@@ -154,12 +155,11 @@ void rr_table_destroy(rr_table_t **self_p)
 
 static int table_grow(rr_table_t *self)
 {
-    size_t capacity = self->capacity ? self->capacity * 2 : 16;
-    char **cells = realloc(self->cells, capacity * self->columns * sizeof *cells);
+    char **cells = rr_grow(self->cells, self->rows, &self->capacity,
+                           self->columns * sizeof *cells, 16);     /* a row of cells each */
     if (!cells)
         return -1;
     self->cells = cells;
-    self->capacity = capacity;
     return 0;
 }
 

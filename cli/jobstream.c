@@ -8,6 +8,7 @@
 #include "format.h"
 #include "json.h"
 #include "units.h"
+#include "grow.h"
 
 /* A test can print any number of RR_RESULT lines; the summary keeps this
  * many and counts the rest, so a runaway test cannot exhaust the client. */
@@ -93,14 +94,10 @@ static int records_add(records_t *list, const proto_job_event_t *ev)
         list->dropped++;
         return 0;
     }
-    if (list->count == list->capacity) {
-        size_t capacity = list->capacity ? list->capacity * 2 : 16;
-        record_t *items = realloc(list->items, capacity * sizeof *items);
-        if (!items)
-            return -1;
-        list->items = items;
-        list->capacity = capacity;
-    }
+    record_t *items = rr_grow(list->items, list->count, &list->capacity, sizeof *items, 16);
+    if (!items)
+        return -1;
+    list->items = items;
     bool failed = false;
     record_t r = {
         .name = dup_opt(ev->name ? ev->name : "?", &failed), .value = dup_opt(ev->value, &failed),

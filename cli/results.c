@@ -18,6 +18,7 @@
 #include "connection.h"
 #include "format.h"
 #include "logs.h"
+#include "grow.h"
 
 struct _rr_results_t {
     const proto_jobinfo_t *info;
@@ -91,14 +92,10 @@ static char *dup_or_null(const char *text)
 
 static int add_case(rr_results_t *self, const proto_job_event_t *ev)
 {
-    if (self->count == self->cap) {
-        size_t cap = self->cap ? self->cap * 2 : 16;
-        rr_result_case_t *cases = realloc(self->cases, cap * sizeof *cases);
-        if (!cases)
-            return -1;
-        self->cases = cases;
-        self->cap = cap;
-    }
+    rr_result_case_t *cases = rr_grow(self->cases, self->count, &self->cap, sizeof *cases, 16);
+    if (!cases)
+        return -1;
+    self->cases = cases;
     rr_result_case_t *c = &self->cases[self->count];
     *c = (rr_result_case_t){ .code = ev->code, .start_ms = self->section_ms, .end_ms = ev->ts,
                              .tail_len = self->tail_len };

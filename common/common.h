@@ -2,6 +2,7 @@
 #ifndef RACKRUN_COMMON_H
 #define RACKRUN_COMMON_H
 #include "config.h"
+#include "grow.h"
 #include "log.h"
 #include "units.h"
 #endif

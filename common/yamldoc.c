@@ -3,6 +3,7 @@
  * would do the folding too, but it expands aliases without a bound and does
  * not check duplicate keys; walking events keeps both under our control. */
 #include "yamldoc.h"
+#include "grow.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -120,14 +121,11 @@ static rr_yaml_node_t *node_new(builder_t *b, rr_yaml_kind_t kind, yaml_mark_t m
 
 static int child_append(builder_t *b, rr_yaml_node_t *parent, rr_yaml_node_t *child)
 {
-    if (parent->child_count == parent->child_cap) {
-        size_t cap = parent->child_cap ? parent->child_cap * 2 : 4;
-        rr_yaml_node_t **children = realloc(parent->children, cap * sizeof *children);
-        if (!children)
-            return rr_yaml_error(b->doc, child, b->err, b->errlen, "out of memory");
-        parent->children = children;
-        parent->child_cap = cap;
-    }
+    rr_yaml_node_t **children = rr_grow(parent->children, parent->child_count,
+                                        &parent->child_cap, sizeof *children, 4);
+    if (!children)
+        return rr_yaml_error(b->doc, child, b->err, b->errlen, "out of memory");
+    parent->children = children;
     parent->children[parent->child_count++] = child;
     return 0;
 }

@@ -225,14 +225,11 @@ static bool s_defer(rr_cursors_t *cursors, uint64_t job)
 {
     if (cursors->changed_count > 0 && cursors->changed[cursors->changed_count - 1] == job)
         return true;
-    if (cursors->changed_count == cursors->changed_cap) {
-        size_t cap = cursors->changed_cap ? cursors->changed_cap * 2 : 64;
-        uint64_t *grown = realloc(cursors->changed, cap * sizeof *grown);
-        if (!grown)
-            return false;
-        cursors->changed = grown;
-        cursors->changed_cap = cap;
-    }
+    uint64_t *changed = rr_grow(cursors->changed, cursors->changed_count,
+                                &cursors->changed_cap, sizeof *changed, 64);
+    if (!changed)
+        return false;
+    cursors->changed = changed;
     cursors->changed[cursors->changed_count++] = job;
     return true;
 }

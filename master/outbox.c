@@ -4,6 +4,7 @@
  * borrow strings that are gone by the commit) with a copy of its routing id.
  */
 #include "outbox.h"
+#include "grow.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -53,17 +54,13 @@ size_t rr_outbox_size(const rr_outbox_t *self)
 
 static int s_grow(rr_outbox_t *self, proto_error_t *err)
 {
-    if (self->count < self->cap)
-        return 0;
-    size_t cap = self->cap ? self->cap * 2 : 256;
-    held_t *items = realloc(self->items, cap * sizeof *items);
+    held_t *items = rr_grow(self->items, self->count, &self->cap, sizeof *items, 256);
     if (!items) {
         err->status = PROTO_E_NOMEM;
         snprintf(err->text, sizeof err->text, "outbox: out of memory");
         return -1;
     }
     self->items = items;
-    self->cap = cap;
     return 0;
 }
 

@@ -1,5 +1,6 @@
 /* spool.c: per-job append-only spool of encoded JOB_EVENTs (see spool.h). */
 #include "spool.h"
+#include "grow.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -47,14 +48,10 @@ static uint64_t get_le(const uint8_t *p, int n)
 
 static int index_push(rr_spool_t *self, uint64_t seq, uint64_t off, uint32_t len)
 {
-    if (self->count == self->cap) {
-        size_t cap = self->cap ? self->cap * 2 : 64;
-        spool_entry_t *grown = realloc(self->index, cap * sizeof *grown);
-        if (!grown)
-            return -1;
-        self->index = grown;
-        self->cap = cap;
-    }
+    spool_entry_t *grown = rr_grow(self->index, self->count, &self->cap, sizeof *grown, 64);
+    if (!grown)
+        return -1;
+    self->index = grown;
     self->index[self->count++] = (spool_entry_t){ seq, off, len };
     return 0;
 }
@@ -297,19 +294,16 @@ int rr_spool_list(const char *dir, uint64_t **jobs, size_t *count, char *err, si
         char tail[8];
         if (sscanf(de->d_name, "job-%" SCNu64 ".%7s", &job, tail) != 2 || strcmp(tail, "spool"))
             continue;
-        if (*count == cap) {
-            cap = cap ? cap * 2 : 16;
-            uint64_t *grown = realloc(*jobs, cap * sizeof *grown);
-            if (!grown) {
-                snprintf(err, errlen, "spool dir %s: out of memory", dir);
-                free(*jobs);
-                *jobs = NULL;
-                *count = 0;
-                closedir(d);
-                return -1;
-            }
-            *jobs = grown;
+        uint64_t *grown = rr_grow(*jobs, *count, &cap, sizeof *grown, 16);
+        if (!grown) {
+            snprintf(err, errlen, "spool dir %s: out of memory", dir);
+            free(*jobs);
+            *jobs = NULL;
+            *count = 0;
+            closedir(d);
+            return -1;
         }
+        *jobs = grown;
         (*jobs)[(*count)++] = job;
     }
     closedir(d);
