@@ -6,7 +6,7 @@ set -eu
 
 PKGS="build-essential cmake pkg-config clang lld llvm libclang-rt-14-dev
 libzmq3-dev libczmq-dev libsodium-dev libmsgpack-dev
-libfreeipmi-dev libipmiconsole-dev freeipmi-tools
+libfreeipmi-dev freeipmi-tools
 libcurl4-openssl-dev libsqlite3-dev sqlite3 libyaml-dev libmicrohttpd-dev
 libcmocka-dev libjansson-dev openipmi ipmitool socat procps psmisc python3 curl valgrind
 dnsmasq-base

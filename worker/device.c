@@ -3,8 +3,8 @@
  * The console is open only while someone uses it: a job (opened before the
  * runner starts, so before power on), a follower, an operator typing. It is
  * closed SOL_LINGER_MS after its last user left, which frees the BMC's SOL
- * slot (many BMCs allow one session) and libipmiconsole's per-session memory
- * (docs/benchmarks.md, session 3). The actor's first open is a probe: the
+ * slot (many BMCs allow one session) and the session's memory (docs/benchmarks.md,
+ * sessions 3 and 4). The actor's first open is a probe: the
  * device is idle once its console came up, offline while opening fails
  * (retried with bounded backoff); the probe's session is closed at once. An
  * unused console is probed so again every sol.probe_interval (60 s), so a
@@ -119,8 +119,8 @@ static void sol_close(device_t *self)
     self->sol_close_at = 0;
     self->sol_probe_at = rr_mono_ms() + probe_ms(self);
     rr_debug("device %s: console closed (unused)", self->config->name);
-    /* libipmiconsole's session objects are small heap blocks spread over
-     * the arenas of this and its engine threads: give the pages back. */
+    /* The job that used it is over: what its runner and console freed lies
+     * in this thread's malloc arena; give those pages back. */
     rr_heap_trim();
 }
 
@@ -373,7 +373,7 @@ static bool idle_command(device_t *self)
 }
 
 /* Console output while no job runs belongs to no job: read and drop it so
- * it never piles up in the BMC or libipmiconsole (a follower still sees it). */
+ * it never piles up in the BMC or the SOL engine (a follower still sees it). */
 static void idle_console(device_t *self)
 {
     char buf[4096];

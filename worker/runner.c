@@ -196,8 +196,7 @@ static run_status_t run_boot(runner_t *r, const proto_action_t *a)
         count = dev->prompt_count;
     }
     /* The console must be up before power on, so no boot line is lost. */
-    if (runner_console_renew_if_busy(r) < 0
-        || (!*r->ctx->sol && runner_console_recover(r, "console down before power on") < 0))
+    if (!*r->ctx->sol && runner_console_recover(r, "console down before power on") < 0)
         return boot_console_failed(r);
     run_status_t st;
     if ((st = ipmi_step(r, rr_ipmi_set_bootdev(r->ctx->ipmi, bootdev, false))))

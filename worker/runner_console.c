@@ -332,33 +332,6 @@ int runner_type_paced(runner_t *r, const char *text, uint32_t delay_ms)
     return 0;
 }
 
-/* A session that carried output or input without a pause for this long is
- * renewed before the next power cycle (sol.h, rr_sol_busy_ms): well inside
- * stock ipmi_sim's 30 s session timeout, so that a job's output never runs
- * into it (the chaos test traced sessions closed 29-30 s into a busy streak). */
-#define SOL_RENEW_BUSY_MS 10000u
-
-/* Renew a long-busy session while the node is idle, before its power cycle:
- * what was waiting is read first, nothing can be lost, so no console_gap. */
-int runner_console_renew_if_busy(runner_t *r)
-{
-    if (!*r->ctx->sol)
-        return 0;
-    uint32_t busy = rr_sol_busy_ms(*r->ctx->sol);
-    if (busy < SOL_RENEW_BUSY_MS)
-        return 0;
-    if (runner_console_drain(r) < 0)
-        return 0;               /* lost meanwhile: the caller recovers it */
-    char err[512] = "";
-    rr_sol_destroy(r->ctx->sol);
-    if (r->ctx->reopen(r->ctx->arg, r->ctx->sol, err, sizeof err) == 0) {
-        rr_info("job %" PRIu64 ": sol bmc %s: renewed the session after %" PRIu32 " ms of "
-                "traffic without a pause (BMC session timeout)", r->ctx->job, runner_bmc_name(r), busy);
-        return 0;
-    }
-    return runner_console_recover(r, "renewing the busy session failed");
-}
-
 /* Type TEXT paced by DELAY_MS per character; output meanwhile goes to the log. */
 int runner_console_type(runner_t *r, const char *text, uint32_t delay_ms)
 {

@@ -78,8 +78,6 @@ wait_status_t runner_console_wait(runner_t *r, done_fn *done, uint64_t deadline)
 /* Type TEXT at DELAY_MS per character, output meanwhile to the log; -1 when
  * the session was lost (r->reason) or the job stopped. */
 int runner_type_paced(runner_t *r, const char *text, uint32_t delay_ms);
-/* Renew a session busy for long while the node is idle (before a power cycle). */
-int runner_console_renew_if_busy(runner_t *r);
 /* runner_type_paced, then output (the echo) is due. */
 int runner_console_type(runner_t *r, const char *text, uint32_t delay_ms);
 

@@ -1,8 +1,8 @@
-/* sol.c: one node's Serial-over-LAN console over libipmiconsole.
+/* sol.c: one node's Serial-over-LAN console over rackrun's SOL engine.
  *
- * libipmiconsole runs the IPMI side in its own engine threads and hands us a
- * socket (ipmiconsole_ctx_fd) that carries the console bytes both ways; EOF on
- * it means the session ended, and ipmiconsole_ctx_errnum says why. Everything
+ * The engine (sol_engine.c, on libfreeipmi) runs the IPMI side on its one
+ * thread and hands us a socket that carries the console bytes both ways; EOF
+ * on it means the session ended, and rr_sol_session_error says why. Everything
  * read by rr_sol_expect and rr_sol_type goes to the caller's sink and into an
  * rr_expect_t, so output that arrives while typing can still be expected.
  * rr_sol_read is the raw path: it bypasses that buffer. */
@@ -11,7 +11,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,52 +20,29 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <ipmiconsole.h>
 #include <linux/sockios.h>
 
 #include "expect.h"
 #include "ipmi.h"
+#include "sol_engine.h"
 
-#define SOL_ENGINE_THREADS 2        /* each engine thread multiplexes many sessions */
-#define SOL_CIPHER_SUITE 3
 #define SOL_EXPECT_CAPACITY 65536   /* unmatched output kept for expect */
 #define SOL_READ_CHUNK 4096
 #define SOL_TAKE_POLL_NS 200000ULL       /* how often to look whether the engine took a byte */
 #define SOL_TAKE_MAX_NS 1000000000ULL    /* an engine stalled longer: pace from then on */
 #define SOL_KILL_LINE '\025'            /* ^U: kills the line a shell or U-Boot is reading */
 #define SOL_PRIME_SETTLE_NS 100000000ULL  /* the primer's packet is acked well within this */
-#define SOL_QUIET_MARGIN_NS 500000000ULL  /* a pause this much over the keepalive interval */
-
-/* Stock ipmi_sim needs these (docs/rig.md): its Get Channel Payload Support
- * on channel 0xE crashes it, it reports a bogus payload size, and it needs the
- * privilege in Open Session. Real BMCs with the same bugs need the same. */
-#define SOL_WORKAROUNDS (IPMICONSOLE_WORKAROUND_SKIP_CHANNEL_PAYLOAD_SUPPORT \
-                         | IPMICONSOLE_WORKAROUND_IGNORE_SOL_PAYLOAD_SIZE \
-                         | IPMICONSOLE_WORKAROUND_OPEN_SESSION_PRIVILEGE)
 
 struct _rr_sol_t {
-    char target[280];           /* "host:port", as FreeIPMI takes it */
-    ipmiconsole_ctx_t ctx;
+    rr_sol_session_t *session;
     int fd;                     /* our end of the engine's socket, non-blocking */
     rr_expect_t *unmatched;
     bool primed;                /* the session's first packet (the primer) is sent */
-    uint64_t quiet_ns;          /* a pause this long: libipmiconsole sent a keepalive */
-    uint64_t last_traffic_ns;   /* mono: last byte typed or read */
-    uint64_t busy_since_ns;     /* mono: start of the traffic without such a pause */
     uint64_t rtt_min_ns;        /* fastest byte written -> its echo read, 0 = none yet */
     int echo_char;              /* the byte rr_sol_type waits to see echoed, -1 = none */
     bool echo_seen;             /* it was in the output read last */
     char error[1024];
 };
-
-static pthread_once_t engine_once = PTHREAD_ONCE_INIT;
-static int engine_errno;        /* 0 once the engine runs */
-
-static void engine_init(void)
-{
-    if (ipmiconsole_engine_init(SOL_ENGINE_THREADS, 0) < 0)
-        engine_errno = errno ? errno : EIO;
-}
 
 static uint64_t mono_ns(void)
 {
@@ -75,81 +51,10 @@ static uint64_t mono_ns(void)
     return (uint64_t) ts.tv_sec * 1000000000ULL + (uint64_t) ts.tv_nsec;
 }
 
-static int format_target(char *buf, size_t len, const char *host, uint16_t port)
+/* "host:port" of the BMC, for messages. */
+static const char *target(const rr_sol_t *self)
 {
-    bool v6 = strchr(host, ':') && host[0] != '[';
-    int n = snprintf(buf, len, v6 ? "[%s]:%u" : "%s:%u", host, (unsigned) port);
-    return n < 0 || (size_t) n >= len ? -1 : 0;
-}
-
-/* Session timeout = timeout_ms; keepalives well within it, so a silent node
- * (powered off) keeps its session, and retransmissions within a keepalive.
- * libipmiconsole wants retransmit <= keepalive <= session timeout. */
-static int keepalive_ms(uint32_t timeout_ms)
-{
-    return (timeout_ms < 1000 ? 1000 : (int) timeout_ms) / 3;
-}
-
-static void protocol_config(struct ipmiconsole_protocol_config *p, uint32_t timeout_ms)
-{
-    int session = timeout_ms < 1000 ? 1000 : (int) timeout_ms;
-    int keepalive = keepalive_ms(timeout_ms);
-    int retransmit = keepalive < 500 ? keepalive : 500;
-    *p = (struct ipmiconsole_protocol_config) {
-        .session_timeout_len = session,
-        .retransmission_timeout_len = retransmit,
-        .retransmission_backoff_count = -1,     /* library default */
-        .keepalive_timeout_len = keepalive,
-        .retransmission_keepalive_timeout_len = retransmit,
-        .acceptable_packet_errors_count = -1,
-        .maximum_retransmission_count = -1,
-    };
-}
-
-/* Why CTX failed, as "connection timed out (detail)". */
-static void ctx_cause(ipmiconsole_ctx_t ctx, char *buf, size_t len)
-{
-    int errnum = ipmiconsole_ctx_errnum(ctx);
-    const char *what = ipmiconsole_ctx_strerror(errnum);
-    const char *detail = ipmiconsole_ctx_errormsg(ctx);
-    if (detail && *detail && strcmp(detail, what) != 0)
-        snprintf(buf, len, "%s (%s)", what, detail);
-    else
-        snprintf(buf, len, "%s", what);
-}
-
-/* One attempt at a confirmed session; on failure *ERRNUM and CAUSE say why. */
-static ipmiconsole_ctx_t session_start(const char *target, const char *user,
-                                       const char *password, uint32_t timeout_ms,
-                                       int *errnum, char *cause, size_t len)
-{
-    /* The library copies these; it takes them non-const. */
-    struct ipmiconsole_ipmi_config ipmi = {
-        .username = (char *) user,
-        .password = (char *) password,
-        .privilege_level = IPMICONSOLE_PRIVILEGE_ADMIN,
-        .cipher_suite_id = SOL_CIPHER_SUITE,
-        .workaround_flags = SOL_WORKAROUNDS,
-    };
-    struct ipmiconsole_protocol_config protocol;
-    /* behavior 0: an active payload is deactivated and taken over (the
-     * library's own stale-session handling); rr_sol_open adds one more try. */
-    struct ipmiconsole_engine_config engine = { .engine_flags = 0, .behavior_flags = 0,
-                                                .debug_flags = 0 };
-    protocol_config(&protocol, timeout_ms);
-    ipmiconsole_ctx_t ctx = ipmiconsole_ctx_create(target, &ipmi, &protocol, &engine);
-    if (!ctx) {
-        *errnum = IPMICONSOLE_ERR_SYSTEM_ERROR;
-        snprintf(cause, len, "cannot create console context: %s", strerror(errno));
-        return NULL;
-    }
-    if (ipmiconsole_engine_submit_block(ctx) < 0) {
-        *errnum = ipmiconsole_ctx_errnum(ctx);
-        ctx_cause(ctx, cause, len);
-        ipmiconsole_ctx_destroy(ctx);
-        return NULL;
-    }
-    return ctx;
+    return rr_sol_session_target(self->session);
 }
 
 /* A stale SOL session on the BMC: deactivate it out of band, so the next try finds it free. */
@@ -164,11 +69,7 @@ static void deactivate_stale(const char *host, uint16_t port, const char *user,
 
 static int sol_fd_open(rr_sol_t *self, char *cause, size_t len)
 {
-    self->fd = ipmiconsole_ctx_fd(self->ctx);
-    if (self->fd < 0) {
-        ctx_cause(self->ctx, cause, len);
-        return -1;
-    }
+    self->fd = rr_sol_session_fd(self->session);
     int flags = fcntl(self->fd, F_GETFL);
     if (flags < 0 || fcntl(self->fd, F_SETFL, flags | O_NONBLOCK) < 0) {
         snprintf(cause, len, "console fd: %s", strerror(errno));
@@ -177,35 +78,40 @@ static int sol_fd_open(rr_sol_t *self, char *cause, size_t len)
     return 0;
 }
 
+/* Why the engine ended the session, naming the BMC, into self->error. */
+static void session_cause(rr_sol_t *self, const char *what)
+{
+    rr_sol_session_error(self->session, self->error, sizeof self->error);
+    if (!self->error[0])
+        snprintf(self->error, sizeof self->error, "bmc %s: %s: console socket closed",
+                 target(self), what);
+}
+
 rr_sol_t *rr_sol_open(const char *host, uint16_t port, const char *user, const char *password,
                       uint32_t timeout_ms, char *err, size_t errlen)
 {
     char cause[400] = "";
-    int errnum = 0;
+    bool in_use = false;
     rr_sol_t *self = calloc(1, sizeof *self);
-    if (!self || !host || format_target(self->target, sizeof self->target, host, port) < 0) {
-        snprintf(err, errlen, "bmc %s:%u: sol open: %s", host ? host : "(null)", (unsigned) port,
-                 self ? "bad host" : "out of memory");
-        goto err_free;
+    if (!self) {
+        snprintf(err, errlen, "bmc %s:%u: sol open: out of memory", host ? host : "(null)",
+                 (unsigned) port);
+        return NULL;
     }
     self->fd = -1;
     self->echo_char = -1;
-    pthread_once(&engine_once, engine_init);
-    if (engine_errno) {
-        snprintf(cause, sizeof cause, "console engine: %s", strerror(engine_errno));
-        goto err_report;
-    }
-    self->ctx = session_start(self->target, user, password, timeout_ms, &errnum, cause,
-                              sizeof cause);
-    /* The library already deactivates a payload it finds active; SOL_INUSE
-     * means activation still met one (a BMC whose status lies, or a race). */
-    if (!self->ctx && errnum == IPMICONSOLE_ERR_SOL_INUSE) {
+    self->session = rr_sol_session_open(host, port, user, password, timeout_ms, err, errlen,
+                                        &in_use);
+    /* The engine already deactivates a payload it finds active and retries
+     * once; IN_USE means activation still met one (a BMC whose status lies,
+     * or a race): deactivate it out of band and try once more. */
+    if (!self->session && in_use) {
         deactivate_stale(host, port, user, password, timeout_ms);
-        self->ctx = session_start(self->target, user, password, timeout_ms, &errnum, cause,
-                                  sizeof cause);
+        self->session = rr_sol_session_open(host, port, user, password, timeout_ms, err, errlen,
+                                            NULL);
     }
-    if (!self->ctx)
-        goto err_report;
+    if (!self->session)
+        goto err_destroy;       /* ERR names the BMC and the cause */
     if (sol_fd_open(self, cause, sizeof cause) < 0)
         goto err_report;
     self->unmatched = rr_expect_new(SOL_EXPECT_CAPACITY);
@@ -213,16 +119,11 @@ rr_sol_t *rr_sol_open(const char *host, uint16_t port, const char *user, const c
         snprintf(cause, sizeof cause, "out of memory");
         goto err_report;
     }
-    /* activation was an IPMI message: the BMC's session timer starts afresh */
-    self->quiet_ns = (uint64_t) keepalive_ms(timeout_ms) * 1000000ULL + SOL_QUIET_MARGIN_NS;
-    self->last_traffic_ns = self->busy_since_ns = mono_ns();
     return self;
 err_report:
-    snprintf(err, errlen, "bmc %s: sol open: %s", self->target, cause);
+    snprintf(err, errlen, "bmc %s: sol open: %s", target(self), cause);
+err_destroy:
     rr_sol_destroy(&self);
-    return NULL;
-err_free:
-    free(self);
     return NULL;
 }
 
@@ -232,11 +133,9 @@ void rr_sol_destroy(rr_sol_t **self_p)
         return;
     rr_sol_t *self = *self_p;
     rr_expect_destroy(&self->unmatched);
-    /* Closing our end tears the session down in the engine. */
-    if (self->fd >= 0)
-        close(self->fd);
-    if (self->ctx)
-        ipmiconsole_ctx_destroy(self->ctx);
+    /* The engine closes the fd, deactivates the payload and closes the
+     * session with the BMC (best effort), and zeroes what it held. */
+    rr_sol_session_destroy(&self->session);
     free(self);
     *self_p = NULL;
 }
@@ -244,24 +143,6 @@ void rr_sol_destroy(rr_sol_t **self_p)
 int rr_sol_fd(const rr_sol_t *self)
 {
     return self->fd;
-}
-
-/* Bytes went either way: a pause of QUIET_NS before them ends the streak. */
-static void note_traffic(rr_sol_t *self)
-{
-    uint64_t now = mono_ns();
-    if (now - self->last_traffic_ns >= self->quiet_ns)
-        self->busy_since_ns = now;
-    self->last_traffic_ns = now;
-}
-
-uint32_t rr_sol_busy_ms(const rr_sol_t *self)
-{
-    uint64_t now = mono_ns();
-    if (now - self->last_traffic_ns >= self->quiet_ns)
-        return 0;
-    uint64_t busy = (now - self->busy_since_ns) / 1000000ULL;
-    return busy > UINT32_MAX ? UINT32_MAX : (uint32_t) busy;
 }
 
 const char *rr_sol_error(const rr_sol_t *self)
@@ -272,19 +153,15 @@ const char *rr_sol_error(const rr_sol_t *self)
 ssize_t rr_sol_read(rr_sol_t *self, void *buf, size_t len)
 {
     ssize_t n = read(self->fd, buf, len);
-    if (n > 0) {
-        note_traffic(self);
+    if (n > 0)
         return n;
-    }
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
         return 0;
-    char cause[400];
     if (n == 0)
-        ctx_cause(self->ctx, cause, sizeof cause);
+        session_cause(self, "sol session lost");
     else
-        snprintf(cause, sizeof cause, "%s", strerror(errno));
-    snprintf(self->error, sizeof self->error, "bmc %s: sol session lost: %s", self->target,
-             cause);
+        snprintf(self->error, sizeof self->error, "bmc %s: sol session lost: %s", target(self),
+                 strerror(errno));
     return -1;
 }
 
@@ -300,7 +177,7 @@ static int pump(rr_sol_t *self, uint64_t deadline_ns, rr_sol_sink_fn *sink, void
     struct pollfd pfd = { .fd = self->fd, .events = POLLIN };
     int ready = ppoll(&pfd, 1, &ts, NULL);
     if (ready < 0 && errno != EINTR) {
-        snprintf(self->error, sizeof self->error, "bmc %s: sol poll: %s", self->target,
+        snprintf(self->error, sizeof self->error, "bmc %s: sol poll: %s", target(self),
                  strerror(errno));
         return -2;
     }
@@ -333,7 +210,7 @@ static int pump_until(rr_sol_t *self, uint64_t due_ns, rr_sol_sink_fn *sink, voi
 static void describe_timeout(rr_sol_t *self, const char *const *needles, size_t count,
                              uint32_t timeout_ms)
 {
-    int off = snprintf(self->error, sizeof self->error, "bmc %s: sol: none of", self->target);
+    int off = snprintf(self->error, sizeof self->error, "bmc %s: sol: none of", target(self));
     for (size_t i = 0; i < count && off > 0 && (size_t) off < sizeof self->error; i++)
         off += snprintf(self->error + off, sizeof self->error - (size_t) off, " '%s'", needles[i]);
     if (off > 0 && (size_t) off < sizeof self->error)
@@ -362,10 +239,8 @@ static int type_byte(rr_sol_t *self, char c)
 {
     for (;;) {
         ssize_t n = send(self->fd, &c, 1, MSG_NOSIGNAL);
-        if (n == 1) {
-            note_traffic(self);
+        if (n == 1)
             return 0;
-        }
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -373,12 +248,11 @@ static int type_byte(rr_sol_t *self, char c)
             if (poll(&pfd, 1, -1) >= 0 || errno == EINTR)
                 continue;
         }
-        char cause[400];
         if (n < 0 && errno == EPIPE)
-            ctx_cause(self->ctx, cause, sizeof cause);
+            session_cause(self, "sol write");
         else
-            snprintf(cause, sizeof cause, "%s", strerror(errno));
-        snprintf(self->error, sizeof self->error, "bmc %s: sol write: %s", self->target, cause);
+            snprintf(self->error, sizeof self->error, "bmc %s: sol write: %s", target(self),
+                     strerror(errno));
         return -1;
     }
 }
@@ -497,7 +371,7 @@ int rr_sol_type(rr_sol_t *self, const char *data, size_t len, uint32_t delay_ms,
             due = next_due(self, written, mono_ns(), delay_ns, last_echoed);
         } else {
             /* No echo (a password prompt): pace from the moment
-             * libipmiconsole's engine took the byte, on the monotonic clock:
+             * the SOL engine took the byte, on the monotonic clock:
              * an engine thread that runs late would otherwise read the next
              * byte sooner than DELAY_MS after this one, or both at once into
              * one packet. Such a byte costs DELAY_MS more. */

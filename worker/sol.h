@@ -1,8 +1,8 @@
-/* sol.h: one node's Serial-over-LAN console (libipmiconsole).
+/* sol.h: one node's Serial-over-LAN console (rackrun's SOL engine, sol_engine.h).
  *
  * Opened and confirmed up before the node is powered on, held while the node
- * is in use (conman-style), so no boot line is lost. Uses the workaround flags
- * stock ipmi_sim needs (see docs/rig.md). Reads are non-blocking through a
+ * is in use (conman-style), so no boot line is lost. The engine copes with
+ * what stock ipmi_sim needs (see docs/rig.md). Reads are non-blocking through a
  * pollable fd; writes are paced one character at a time with the configured
  * per-character delay, because many bootloaders cannot buffer serial input. */
 #ifndef RACKRUN_SOL_H
@@ -48,14 +48,6 @@ int rr_sol_expect(rr_sol_t *self, const char *const *needles, size_t count, uint
  * first packet (sol.c). Returns 0, or -1 when the session is lost. */
 int rr_sol_type(rr_sol_t *self, const char *data, size_t len, uint32_t delay_ms,
                 rr_sol_sink_fn *sink, void *arg);
-
-/* How long the session has carried bytes (typed or read) without a pause
- * long enough for libipmiconsole to send its keepalive, in ms; 0 when idle.
- * libipmiconsole keeps a session alive with IPMI messages only in pauses;
- * BMCs that time a session out on IPMI messages alone (stock ipmi_sim: 30 s)
- * close a session that stays this busy, so callers renew one that has been
- * busy long at a moment when nothing is lost (before a power cycle). */
-uint32_t rr_sol_busy_ms(const rr_sol_t *self);
 
 /* Why the session failed, naming the BMC; "" when none. */
 const char *rr_sol_error(const rr_sol_t *self);

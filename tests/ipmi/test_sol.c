@@ -191,7 +191,7 @@ static void test_sol_paces_typed_characters(void **state)
     const uint32_t delay_ms = 20;
     /* rr_sol_type spaces its writes by >= delay_ms on the monotonic clock
      * (traced: never under 20.1 ms). The rig stamps a byte when its own loop
-     * reads it from the pty, after libipmiconsole's engine thread, UDP and
+     * reads it from the pty, after the SOL engine's thread, UDP and
      * ipmi_sim's loop each took their turn: that latency was 0.16-0.6 ms on an
      * idle 2-core machine, so one byte stamped late and the next on time gives
      * a gap up to ~0.5 ms short. TOLERANCE_NS (1 ms, i.e. 19.0 ms) covers that
@@ -277,7 +277,7 @@ static int hold_sol(void)
 
 /* Start a child holding an SOL session to node 0; returns once it holds it.
  * Only async-signal-safe calls between fork and exec: earlier tests left
- * libipmiconsole's engine threads running in this process, and a child that
+ * the SOL engine's thread running in this process, and a child that
  * called malloc (setenv) could inherit an allocator lock one of them held
  * and hang forever (seen under ASan). Its environment is built here first. */
 static void start_holder(fixture_t *f, bool one_packet)

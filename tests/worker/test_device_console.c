@@ -6,7 +6,7 @@
  * probed every sol.probe_interval while unused (a dead BMC: offline).
  *
  * Whether the console is open is seen in the UDP sockets this process holds:
- * an open session is one (libipmiconsole's, to the BMC), the job's IPMI
+ * an open session is one (the SOL engine's, to the BMC), the job's IPMI
  * session another. A console held for the actor's life fails every test.
  * Every wait has a deadline. */
 #include <setjmp.h>
@@ -69,10 +69,10 @@ static bool udp_inode(unsigned long inode)
     return found;
 }
 
-/* UDP sockets this process holds: one per open console (libipmiconsole's
+/* UDP sockets this process holds: one per open console (the SOL engine's
  * session to the BMC) and one per open IPMI session (a job's power calls);
  * none while neither is open: nothing else here uses UDP (the rig's
- * processes are others). libipmiconsole closes a session's socket a little
+ * processes are others). The engine closes a session's socket a little
  * after it was told to (it closes the session with the BMC first). */
 static int sockets_open(void)
 {
@@ -233,8 +233,7 @@ static void run_job(fixture_t *fx, uint64_t job, char **log)
 }
 
 /* Take the actor's messages until this process holds at least WANT sockets
- * (at most MS milliseconds; a session libipmiconsole re-establishes inside
- * the engine is briefly without its socket). True when it did. */
+ * (at most MS milliseconds). True when it did. */
 static bool wait_sockets_at_least(fixture_t *fx, int want, int ms)
 {
     uint64_t deadline = now_ms() + (uint64_t)ms;
