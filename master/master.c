@@ -170,7 +170,8 @@ static bool s_drain(rr_master_t *self, zsock_t *sock, rr_room_fn *room)
     return emptied;
 }
 
-/* Checkpoint the WAL when it grew past RR_WAL_CHECKPOINT_PAGES (store_wal.c). */
+/* Have the WAL checkpointed when it grew past RR_WAL_CHECKPOINT_PAGES (on the
+ * store's checkpointer thread, store_wal.c). */
 static void s_checkpoint(rr_master_t *self)
 {
     if (rr_store_checkpoint_due(self->store) != RR_STORE_OK)

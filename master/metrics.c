@@ -48,10 +48,11 @@ static int write_jobs(rr_store_t *store, uint64_t now_ms, FILE *out)
     rr_metrics_header(out, "rackrun_jobs", "gauge", "Jobs by state.");
     write_by_state(out, "rackrun_jobs", job_states, counts, COUNT_OF(job_states));
 
+    bool queued;
     uint64_t oldest_ms;
-    if (rr_store_queue_oldest(store, &oldest_ms) != RR_STORE_OK)
+    if (rr_store_queue_oldest(store, &queued, &oldest_ms) != RR_STORE_OK)
         return -1;
-    double age = oldest_ms && now_ms > oldest_ms ? (double) (now_ms - oldest_ms) / 1000.0 : 0.0;
+    double age = queued && now_ms > oldest_ms ? (double) (now_ms - oldest_ms) / 1000.0 : 0.0;
     rr_metrics_header(out, "rackrun_queue_depth", "gauge", "Jobs waiting for a device.");
     fprintf(out, "rackrun_queue_depth %" PRIu64 "\n", counts[0]);
     rr_metrics_header(out, "rackrun_queue_oldest_age_seconds", "gauge",

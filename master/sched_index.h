@@ -3,9 +3,8 @@
  * Queued jobs in buckets of one device type and one exact tag set, each a
  * heap in the queue's order (priority DESC, id ASC). A device takes the best
  * head among the buckets of its type whose tags are all among its own: the
- * same job the store's queue walk (rr_store_queue_walk) would give it, at
- * O(log n) per pick instead of an index walk past every job its tags do not
- * fit.
+ * oldest job of the highest priority that fits it, at O(log n) per pick
+ * instead of a walk past every job its tags do not fit.
  *
  * The store stays the truth. The index learns new jobs by reading those
  * above the highest id it has seen (rr_sched_index_sync), and may hold jobs

@@ -2,7 +2,8 @@
  *
  * For each idle device (its worker online), the oldest queued job of the
  * highest priority whose device_type equals the device's type and whose tags
- * are all among the device's tags. Event-driven: the master calls it on
+ * are all among the device's tags (health-check jobs are not queued here:
+ * master/health.c assigns them). Event-driven: the master calls it on
  * submit, when a device becomes idle and when a worker comes up; never a poll.
  * All SQL is in the store; this file is only the matching.
  */
@@ -21,15 +22,11 @@ typedef struct {
     char *worker;
 } rr_assignment_t;
 
-/* Pick assignments and mark them (job scheduled, device reserved) in one
- * transaction. *OUT gets them (free with rr_assignments_free; NULL when none).
- * Returns 0, or -1 with ERR filled and nothing marked. */
-int rr_scheduler_pick(rr_store_t *store, rr_assignment_t **out, size_t *count,
-                      char *err, size_t errlen);
-
-/* rr_scheduler_pick with the queue in INDEX (sched_index.h), synced from
- * STORE first, instead of walking it in SQL: the same picks. A failed pass
- * leaves INDEX stale (rebuilt at the next one). */
+/* Pick assignments with the queue in INDEX (sched_index.h), synced from
+ * STORE first, and mark them (job scheduled, device reserved) in one
+ * transaction. *OUT gets them (free with rr_assignments_free; NULL when
+ * none). Returns 0, or -1 with ERR filled, nothing marked and INDEX stale
+ * (rebuilt at the next pass). */
 int rr_scheduler_pick_indexed(rr_store_t *store, rr_sched_index_t *index,
                               rr_assignment_t **out, size_t *count, char *err, size_t errlen);
 

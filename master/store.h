@@ -65,6 +65,8 @@ typedef struct {
      * the last transactions may be lost on power loss or OS crash. */
     bool sync_full;
     uint32_t busy_timeout_ms;   /* 0 = 5000 */
+    int schema_version;         /* migrate up to this version only; 0 = the latest
+                                 * (an older one is for tests of the migrations) */
 } rr_store_options_t;
 
 /* A job the master has handed (or is handing) to a worker. */
@@ -119,10 +121,12 @@ int rr_store_rollback(rr_store_t *self);
 
 /* Checkpoint the WAL only when asked (rr_store_checkpoint_due), not inside
  * the commit that makes it reach PAGES frames: the master first sends what
- * the commit justified, then checkpoints (store_wal.c). */
+ * the commit justified, then asks. The checkpoints run on a thread of the
+ * store with its own connection (store_wal.c). */
 int rr_store_defer_checkpoints(rr_store_t *self, int pages);
 
-/* Checkpoint (PASSIVE) when the WAL holds the deferred limit or more; 0 or RR_STORE_E_DB. */
+/* Have the checkpointer checkpoint (PASSIVE) when the WAL holds the deferred
+ * limit or more; returns at once. RR_STORE_E_DB when its last one failed. */
 int rr_store_checkpoint_due(rr_store_t *self);
 
 /* ---- jobs ---- */
@@ -153,12 +157,6 @@ int rr_store_jobs_count(rr_store_t *self, const char *state, uint64_t *count);
 
 /* Queued -> scheduled on DEVICE of WORKER; the device (idle) becomes reserved. */
 int rr_store_job_assign(rr_store_t *self, uint64_t id, const char *device, const char *worker);
-
-/* rr_store_job_assign for a caller that holds rr_store_begin and rolls it
- * back on any failure (the scheduler's pass): no savepoint of its own, so a
- * pass of N picks costs 2N statements in one transaction. */
-int rr_store_job_assign_in_tx(rr_store_t *self, uint64_t id, const char *device,
-                              const char *worker);
 
 /* The worker accepted JOB_START (sets the accepted flag; state unchanged). */
 int rr_store_job_accepted(rr_store_t *self, uint64_t id);
@@ -252,16 +250,7 @@ void rr_store_workerinfos_free(proto_workerinfo_t **workers, size_t count);
 void rr_store_deviceinfos_free(proto_deviceinfo_t **devices, size_t count);
 void rr_store_deviceinfo_clear(proto_deviceinfo_t *info);
 
-/* ---- queue walk (for the scheduler) ---- */
-
-/* Called per queued job; return true to go on, false to stop the walk.
- * The callback must not call the store. */
-typedef bool (rr_store_queue_fn)(uint64_t job, char **tags, size_t tag_count, void *arg);
-
-/* Walk queued jobs of DEVICE_TYPE, highest priority first, oldest first
- * within a priority (index-driven). */
-int rr_store_queue_walk(rr_store_t *self, const char *device_type, rr_store_queue_fn *fn,
-                        void *arg);
+/* ---- the queue (for the scheduler's index, master/sched_index.h) ---- */
 
 /* Called per queued job by rr_store_queue_since; true to go on. Must not call the store. */
 typedef bool (rr_store_queued_fn)(uint64_t job, const char *device_type, char **tags,
@@ -293,8 +282,9 @@ typedef struct {
 int rr_store_jobs_query(rr_store_t *self, const rr_store_jobs_filter_t *filter,
                         proto_jobinfo_t **jobs, size_t *count);
 
-/* Submission time of the oldest queued job into *SUBMITTED_MS (0 = queue empty). */
-int rr_store_queue_oldest(rr_store_t *self, uint64_t *submitted_ms);
+/* *QUEUED: any job queued; then *SUBMITTED_MS gets the oldest one's
+ * submission time (0 when the queue is empty; a job may be submitted at 0). */
+int rr_store_queue_oldest(rr_store_t *self, bool *queued, uint64_t *submitted_ms);
 
 /* Events of JOB of KIND ("result"...) with seq > FROM_SEQ in order, at most MAX (0 = 1000). */
 int rr_store_events_read_kind(rr_store_t *self, uint64_t job, const char *kind,

@@ -1,6 +1,7 @@
 /* store_jobs.c: jobs in the store: insert, read, list, the state machine
- * (queued -> scheduled -> running -> canceling -> finished), the queue walk
- * for the scheduler, and the reads of the HTTP API and of log retention.
+ * (queued -> scheduled -> running -> canceling -> finished), the queued jobs
+ * the scheduler's index reads, and the reads of the HTTP API and of log
+ * retention. A job's YAML and definition live in job_specs (schema 4).
  * A device follows its job (reserved, running, idle again); see store.h. */
 #include "store_internal.h"
 
@@ -99,31 +100,46 @@ void rr_store_actives_free(rr_store_active_t **jobs, size_t count)
 
 /* ---- insert and read ---- */
 
+/* The job row, then its YAML and definition BLOB in job_specs (*ID set). */
+static int job_insert_tx(rr_store_t *self, const char *yaml, const proto_jobdef_t *def,
+                         const char *tags, const uint8_t *blob, size_t blob_len,
+                         uint64_t now_ms, uint64_t *id)
+{
+    sqlite3_stmt *s = store_stmt_text(self, ST_JOB_INSERT, def->name);
+    if (!s)
+        return RR_STORE_E_DB;
+    bind_text(s, 2, def->device_type);
+    bind_text(s, 3, tags);
+    sqlite3_bind_int(s, 4, (int) def->priority);
+    bind_u64(s, 5, now_ms);
+    int rc = store_run(self, s, "job insert", NULL);
+    if (rc != RR_STORE_OK)
+        return rc;
+    *id = (uint64_t) sqlite3_last_insert_rowid(self->db);
+    if (!(s = store_stmt_u64(self, ST_JOB_SPEC_INSERT, *id)))
+        return RR_STORE_E_DB;
+    bind_text(s, 2, yaml ? yaml : "");
+    sqlite3_bind_blob(s, 3, blob, (int) blob_len, SQLITE_STATIC);
+    return store_run(self, s, "job spec insert", NULL);
+}
+
 int rr_store_job_insert(rr_store_t *self, const char *yaml, const proto_jobdef_t *def,
                         uint64_t now_ms, uint64_t *id)
 {
     uint8_t *blob = NULL;
     size_t blob_len = 0;
+    uint64_t ignored;
     proto_error_t perr;
     if (proto_jobdef_encode(def, &blob, &blob_len, &perr) != 0)
         return store_fail(self, RR_STORE_E_INVALID, "job %s: encode: %s",
                           def && def->name ? def->name : "?", perr.text);
-    int rc = RR_STORE_E_DB;
+    int rc;
     char *tags = store_tags_join(def->tags, def->tags_count);
-    sqlite3_stmt *s = tags ? store_stmt_text(self, ST_JOB_INSERT, def->name) : NULL;
-    if (!tags) {
+    if (!tags)
         rc = store_fail(self, RR_STORE_E_DB, "job %s: out of memory", def->name);
-    } else if (s) {
-        bind_text(s, 2, def->device_type);
-        bind_text(s, 3, tags);
-        sqlite3_bind_int(s, 4, (int) def->priority);
-        bind_text(s, 5, yaml ? yaml : "");
-        sqlite3_bind_blob(s, 6, blob, (int) blob_len, SQLITE_STATIC);
-        bind_u64(s, 7, now_ms);
-        rc = store_run(self, s, "job insert", NULL);
-        if (rc == RR_STORE_OK && id)
-            *id = (uint64_t) sqlite3_last_insert_rowid(self->db);
-    }
+    else if ((rc = rr_store_begin(self)) == RR_STORE_OK)
+        rc = store_finish_tx(self, job_insert_tx(self, yaml, def, tags, blob, blob_len, now_ms,
+                                                 id ? id : &ignored));
     free(tags);
     free(blob);
     return rc;
@@ -202,7 +218,9 @@ int rr_store_jobs_list(rr_store_t *self, const char *state, uint32_t limit,
     *count = 0;
     if (state && !store_one_of(state, store_job_states))
         return store_fail(self, RR_STORE_E_INVALID, "jobs: unknown state '%s'", state);
-    sqlite3_stmt *s = store_stmt(self, state ? ST_JOBS_BY_STATE : ST_JOBS_ALL);
+    bool open = state && strcmp(state, RR_JOB_FINISHED) != 0;   /* jobs_open has them */
+    sqlite3_stmt *s = store_stmt(self, !state ? ST_JOBS_ALL
+                                       : open ? ST_JOBS_OPEN_BY_STATE : ST_JOBS_BY_STATE);
     if (!s)
         return RR_STORE_E_DB;
     if (state)
@@ -223,10 +241,12 @@ int rr_store_jobs_active(rr_store_t *self, const char *worker,
 
 int rr_store_jobs_count(rr_store_t *self, const char *state, uint64_t *count)
 {
-    sqlite3_stmt *s = store_stmt(self, state ? ST_JOBS_COUNT : ST_JOBS_COUNT_ALL);
+    bool finished = state && strcmp(state, RR_JOB_FINISHED) == 0;
+    sqlite3_stmt *s = store_stmt(self, !state ? ST_JOBS_COUNT_ALL
+                                       : finished ? ST_JOBS_COUNT_FINISHED : ST_JOBS_COUNT_OPEN);
     if (!s)
         return RR_STORE_E_DB;
-    if (state)
+    if (state && !finished)
         bind_text(s, 1, state);
     *count = 0;
     return store_read_u64(self, s, "jobs count", count);
@@ -250,43 +270,21 @@ static int job_update(rr_store_t *self, sqlite3_stmt *s, uint64_t id, const char
                       id, what, state);
 }
 
-static int job_assign_tx(rr_store_t *self, uint64_t id, const char *device, const char *worker)
-{
-    sqlite3_stmt *s = store_stmt_u64(self, ST_JOB_ASSIGN, id);
-    if (!s)
-        return RR_STORE_E_DB;
-    bind_text(s, 2, device);
-    bind_text(s, 3, worker);
-    int rc = job_update(self, s, id, "assign");
-    if (rc != RR_STORE_OK)
-        return rc;
-    if (!(s = store_stmt_text(self, ST_DEV_RESERVE, device)))
-        return RR_STORE_E_DB;
-    bind_u64(s, 2, id);
-    bind_text(s, 3, worker);
-    int changes = 0;
-    rc = store_run(self, s, "device reserve", &changes);
-    if (rc == RR_STORE_OK && changes != 1)
-        rc = store_fail(self, RR_STORE_E_STATE, "job %" PRIu64 ": assign: device %s of "
-                        "worker %s is not idle", id, device, worker);
-    return rc;
-}
-
 int rr_store_job_assign(rr_store_t *self, uint64_t id, const char *device, const char *worker)
 {
+    bool assigned = false;
     int rc = rr_store_begin(self);
     if (rc != RR_STORE_OK)
         return rc;
-    return store_finish_tx(self, job_assign_tx(self, id, device, worker));
-}
-
-int rr_store_job_assign_in_tx(rr_store_t *self, uint64_t id, const char *device,
-                              const char *worker)
-{
-    if (self->depth == 0)
-        return store_fail(self, RR_STORE_E_STATE, "job %" PRIu64 ": assign: no transaction",
-                          id);
-    return job_assign_tx(self, id, device, worker);
+    rc = rr_store_job_assign_queued(self, id, device, worker, &assigned);
+    if (rc == RR_STORE_OK && !assigned) {
+        char state[16];
+        rc = store_job_state(self, id, state);
+        if (rc == RR_STORE_OK)
+            rc = store_fail(self, RR_STORE_E_STATE, "job %" PRIu64 ": assign: not allowed "
+                            "when %s", id, state);
+    }
+    return store_finish_tx(self, rc);
 }
 
 int rr_store_job_accepted(rr_store_t *self, uint64_t id)
@@ -352,12 +350,12 @@ int rr_store_job_requeue(rr_store_t *self, uint64_t id)
     int rc = rr_store_begin(self);
     if (rc != RR_STORE_OK)
         return rc;
-    sqlite3_stmt *s = store_stmt_u64(self, ST_JOB_REQUEUE, id);
-    if (!s)
-        return store_finish_tx(self, RR_STORE_E_DB);
-    rc = job_update(self, s, id, "requeue");
-    if (rc == RR_STORE_OK)  /* the device holding it lets go (reserved -> idle) */
-        rc = job_exec(self, ST_DEV_RELEASE, id, "device release");
+    /* The device holding it lets go (reserved -> idle) while jobs.device
+     * still names it; a job that is not scheduled undoes that. */
+    rc = job_exec(self, ST_DEV_RELEASE, id, "device release");
+    sqlite3_stmt *s = rc == RR_STORE_OK ? store_stmt_u64(self, ST_JOB_REQUEUE, id) : NULL;
+    if (rc == RR_STORE_OK)
+        rc = s ? job_update(self, s, id, "requeue") : RR_STORE_E_DB;
     return store_finish_tx(self, rc);
 }
 
@@ -451,32 +449,6 @@ int rr_store_job_assign_queued(rr_store_t *self, uint64_t id, const char *device
 
 /* ---- queue ---- */
 
-int rr_store_queue_walk(rr_store_t *self, const char *device_type, rr_store_queue_fn *fn,
-                        void *arg)
-{
-    sqlite3_stmt *s = store_stmt_text(self, ST_QUEUE_WALK, device_type);
-    if (!s)
-        return RR_STORE_E_DB;
-    int step;
-    while ((step = sqlite3_step(s)) == SQLITE_ROW) {
-        char **tags;
-        size_t tag_count;
-        if (store_tags_split((const char *) sqlite3_column_text(s, 1), &tags, &tag_count) != 0) {
-            step = SQLITE_NOMEM;
-            break;
-        }
-        bool go_on = fn(col_u64(s, 0), tags, tag_count, arg);
-        store_strs_free(tags, tag_count);
-        if (!go_on) {
-            step = SQLITE_DONE;
-            break;
-        }
-    }
-    int rc = step == SQLITE_DONE ? RR_STORE_OK : store_fail_db(self, "queue walk");
-    sqlite3_reset(s);
-    return rc;
-}
-
 int rr_store_queue_since(rr_store_t *self, uint64_t after, rr_store_queued_fn *fn, void *arg)
 {
     sqlite3_stmt *s = store_stmt_u64(self, ST_QUEUE_SINCE, after);
@@ -504,11 +476,18 @@ int rr_store_queue_since(rr_store_t *self, uint64_t after, rr_store_queued_fn *f
     return RR_STORE_OK;
 }
 
-int rr_store_queue_oldest(rr_store_t *self, uint64_t *submitted_ms)
+int rr_store_queue_oldest(rr_store_t *self, bool *queued, uint64_t *submitted_ms)
 {
+    *queued = false;
     *submitted_ms = 0;
     sqlite3_stmt *s = store_stmt(self, ST_QUEUE_OLDEST);
-    return s ? store_read_u64(self, s, "queue oldest", submitted_ms) : RR_STORE_E_DB;
+    int rc = s ? store_step_row(self, s, "queue oldest") : RR_STORE_E_DB;
+    if (rc != RR_STORE_OK)
+        return rc == RR_STORE_E_NOTFOUND ? RR_STORE_OK : rc;
+    *queued = true;
+    *submitted_ms = col_u64(s, 0);
+    sqlite3_reset(s);
+    return RR_STORE_OK;
 }
 
 /* ==== HTTP API (master/http_api.c): job filters with paging ==== */

@@ -1,6 +1,6 @@
 /* test_sched_index.c: the scheduler's queue in memory (master/sched_index.h)
  * and the scheduling pass that uses it (rr_scheduler_pick_indexed) on a
- * real store: the same picks as the store's queue walk, and the store stays
+ * real store: the same picks as a brute-force search, and the store stays
  * the truth (cancels, maintenance, bad devices, requeues, restarts). */
 #include <stdarg.h>
 #include <stddef.h>
@@ -116,36 +116,83 @@ static void test_index_gives_only_jobs_whose_tags_the_device_has(void **state)
 
 /* ---- passes on a store ---- */
 
-static void test_indexed_pass_makes_the_picks_of_the_queue_walk(void **state)
+/* A queued job as the brute-force reference sees it. */
+typedef struct {
+    uint64_t id;
+    const char *type;
+    const char *tags;           /* comma list, "" = none */
+    uint32_t priority;
+    bool taken;
+} ref_job_t;
+
+/* Every tag of the comma list TAGS is one of DEV's. */
+static bool ref_fits(const char *tags, const proto_deviceinfo_t *dev)
+{
+    for (const char *at = tags; *at;) {
+        size_t len = strcspn(at, ",");
+        bool found = false;
+        for (size_t i = 0; i < dev->tags_count && !found; i++)
+            found = strlen(dev->tags[i]) == len && strncmp(dev->tags[i], at, len) == 0;
+        if (!found)
+            return false;
+        at += len + (at[len] == ',');
+    }
+    return true;
+}
+
+/* The reference pick for DEV: of the jobs not taken whose type and tags fit,
+ * the highest priority, then the lowest id (0 = none); marks it taken. */
+static uint64_t ref_pick(ref_job_t *jobs, size_t n, const proto_deviceinfo_t *dev)
+{
+    ref_job_t *best = NULL;
+    for (size_t i = 0; i < n; i++) {
+        ref_job_t *j = &jobs[i];
+        if (j->taken || strcmp(j->type, dev->type) != 0 || !ref_fits(j->tags, dev))
+            continue;
+        if (!best || j->priority > best->priority
+            || (j->priority == best->priority && j->id < best->id))
+            best = j;
+    }
+    if (!best)
+        return 0;
+    best->taken = true;
+    return best->id;
+}
+
+static void test_indexed_pass_makes_the_picks_of_a_brute_force_search(void **state)
 {
     env_t *env = *state;
-    void *other_state = NULL;
-    assert_int_equal(fixture_setup(&other_state), 0);
-    fixture_t *other = other_state;
     const char *const devs[] = { "a1:hb::idle", "a2:hb:sata:idle", "a3:hb:sata+usb:idle",
                                  "a4:hb:sata+usb:idle", "a5:midway:usb:idle", "a6:hb::idle",
-                                 NULL };
+                                 "a7:hb:pcie:idle", NULL };
     const char *const tags[] = { "", "sata", "usb", "sata,usb", "pcie" };
-    fixture_t *both[] = { env->f, other };
-    for (int s = 0; s < 2; s++) {
-        fixture_hello(both[s], "rack01", devs);
-        for (uint32_t i = 0; i < 40; i++)       /* the same mixed queue in both */
-            fixture_job(both[s], i % 3 ? "hb" : "midway", (i * 37) % 5 * 10, tags[i % 5], i + 1);
+    fixture_hello(env->f, "rack01", devs);
+    ref_job_t jobs[40];
+    for (uint32_t i = 0; i < 40; i++) {         /* a mixed queue, priorities 0..40 */
+        jobs[i] = (ref_job_t) { .type = i % 3 ? "hb" : "midway", .tags = tags[i % 5],
+                                .priority = (i * 37) % 5 * 10 };
+        jobs[i].id = fixture_job(env->f, jobs[i].type, jobs[i].priority, jobs[i].tags, i + 1);
     }
-    size_t n_index = 0, n_walk = 0;
-    rr_assignment_t *by_index = pick(env, &n_index);
-    rr_assignment_t *by_walk = NULL;
-    char err[512] = "";
-    assert_int_equal(rr_scheduler_pick(other->store, &by_walk, &n_walk, err, sizeof err), 0);
-    assert_int_equal(n_index, 6);
-    assert_int_equal(n_index, n_walk);
-    for (size_t i = 0; i < n_index; i++) {
-        assert_string_equal(by_index[i].device, by_walk[i].device);
-        assert_int_equal(by_index[i].job, by_walk[i].job);
+    proto_deviceinfo_t *idle = NULL;
+    size_t n_idle = 0;
+    assert_int_equal(rr_store_devices_idle(env->f->store, &idle, &n_idle), RR_STORE_OK);
+    assert_int_equal(n_idle, 7);
+    size_t n = 0;
+    rr_assignment_t *picks = pick(env, &n);
+    size_t at = 0;
+    for (size_t d = 0; d < n_idle; d++) {       /* the pass goes through them in this order */
+        uint64_t want = ref_pick(jobs, 40, &idle[d]);
+        if (want == 0)
+            continue;
+        assert_true(at < n);
+        assert_string_equal(picks[at].device, idle[d].name);
+        assert_int_equal(picks[at].job, want);
+        at++;
     }
-    rr_assignments_free(&by_index, n_index);
-    rr_assignments_free(&by_walk, n_walk);
-    fixture_teardown(&other_state);
+    assert_int_equal(at, n);
+    assert_true(n >= 6);                        /* the test is not vacuous */
+    rr_assignments_free(&picks, n);
+    rr_store_deviceinfos_free(&idle, n_idle);
 }
 
 static void test_jobs_submitted_after_a_pass_are_seen_by_the_next(void **state)
@@ -240,7 +287,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_index_gives_only_jobs_whose_tags_the_device_has,
                                         setup, teardown),
-        cmocka_unit_test_setup_teardown(test_indexed_pass_makes_the_picks_of_the_queue_walk,
+        cmocka_unit_test_setup_teardown(test_indexed_pass_makes_the_picks_of_a_brute_force_search,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_jobs_submitted_after_a_pass_are_seen_by_the_next,
                                         setup, teardown),

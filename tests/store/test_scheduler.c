@@ -8,15 +8,32 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "sched_index.h"
 #include "scheduler.h"
 #include "store_fixture.h"
+
+/* The master's scheduler state for the test's store: its queue in memory,
+ * kept from pass to pass as the master keeps it. */
+static rr_sched_index_t *s_index;
+
+static int setup(void **state)
+{
+    s_index = rr_sched_index_new();
+    return s_index ? fixture_setup(state) : -1;
+}
+
+static int teardown(void **state)
+{
+    rr_sched_index_destroy(&s_index);
+    return fixture_teardown(state);
+}
 
 /* Run the scheduler; *COUNT assignments, caller frees. */
 static rr_assignment_t *pick(fixture_t *f, size_t *count)
 {
     rr_assignment_t *out = NULL;
     char err[512] = "";
-    if (rr_scheduler_pick(f->store, &out, count, err, sizeof err) != 0)
+    if (rr_scheduler_pick_indexed(f->store, s_index, &out, count, err, sizeof err) != 0)
         fail_msg("pick: %s", err);
     return out;
 }
@@ -193,6 +210,19 @@ static void test_finished_job_frees_device_for_the_next(void **state)
     rr_assignments_free(&list, count);
 }
 
+static void test_job_submitted_at_time_zero_is_picked(void **state)
+{
+    fixture_t *f = *state;
+    const char *const devs[] = { "hb01:highbank::idle", NULL };
+    fixture_hello(f, "rack01", devs);
+    uint64_t job = fixture_job(f, "highbank", 50, "", 0);
+    size_t count;
+    rr_assignment_t *list = pick(f, &count);
+    assert_int_equal(count, 1);
+    assert_int_equal(list[0].job, job);
+    rr_assignments_free(&list, count);
+}
+
 static void test_tags_match_is_a_subset_check(void **state)
 {
     char *dev[] = { "a", "b", "c" };
@@ -204,7 +234,7 @@ static void test_tags_match_is_a_subset_check(void **state)
     assert_false(rr_scheduler_tags_match(sub, 2, NULL, 0));
 }
 
-#define T(name) cmocka_unit_test_setup_teardown(name, fixture_setup, fixture_teardown)
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
 {
@@ -217,6 +247,7 @@ int main(void)
         T(test_idle_device_of_an_offline_worker_is_not_picked),
         T(test_assignment_marks_job_scheduled_and_device_reserved),
         T(test_finished_job_frees_device_for_the_next),
+        T(test_job_submitted_at_time_zero_is_picked),
         cmocka_unit_test(test_tags_match_is_a_subset_check),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

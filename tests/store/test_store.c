@@ -4,9 +4,13 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "store_fixture.h"
@@ -35,7 +39,8 @@ static void test_open_uses_wal_and_the_latest_schema_version(void **state)
 {
     fixture_t *f = *state;
     assert_string_equal(rr_store_journal_mode(f->store), "wal");
-    assert_int_equal(rr_store_schema_version(f->store), 3);   /* 2: artifacts, 3: health checks */
+    /* 2: artifacts, 3: health checks, 4: job specs apart */
+    assert_int_equal(rr_store_schema_version(f->store), 4);
     /* Ask SQLite itself, through a second connection, that the file is WAL. */
     sqlite3 *db;
     sqlite3_stmt *s;
@@ -496,6 +501,173 @@ static void test_nested_transactions_roll_back_inner_only(void **state)
     assert_int_equal(rr_store_commit(f->store), RR_STORE_E_STATE);
 }
 
+static void test_queue_oldest_tells_an_empty_queue_from_a_job_submitted_at_zero(void **state)
+{
+    fixture_t *f = *state;
+    bool queued = true;
+    uint64_t oldest = 99;
+    assert_ok(f->store, rr_store_queue_oldest(f->store, &queued, &oldest));
+    assert_false(queued);
+    assert_int_equal(oldest, 0);
+    uint64_t first = fixture_job(f, "highbank", 50, "", 0);
+    fixture_job(f, "highbank", 90, "", 7);
+    assert_ok(f->store, rr_store_queue_oldest(f->store, &queued, &oldest));
+    assert_true(queued);
+    assert_int_equal(oldest, 0);
+    assert_ok(f->store, rr_store_job_cancel(f->store, first, 8, NULL));
+    assert_ok(f->store, rr_store_queue_oldest(f->store, &queued, &oldest));
+    assert_true(queued);
+    assert_int_equal(oldest, 7);
+}
+
+/* Run SQL on the database at PATH through a connection of its own. */
+static void raw_exec(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    char *msg = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
+        fail_msg("%s: %s", sql, msg ? msg : "?");
+    sqlite3_close(db);
+}
+
+/* Insert a job into a version-3 database (YAML and definition in the jobs row). */
+static void v3_job(const char *path, uint64_t id, const char *state, const char *yaml,
+                   const proto_jobdef_t *def)
+{
+    uint8_t *blob = NULL;
+    size_t len = 0;
+    proto_error_t perr;
+    assert_int_equal(proto_jobdef_encode(def, &blob, &len, &perr), 0);
+    sqlite3 *db = NULL;
+    sqlite3_stmt *s = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "INSERT INTO jobs (id, name, device_type, tags,"
+                                        " priority, state, outcome, yaml, def, submitted_ms,"
+                                        " ended_ms) VALUES (?1, ?2, ?3, 'sata', ?4, ?5,"
+                                        " CASE ?5 WHEN 'finished' THEN 'complete' END, ?6, ?7,"
+                                        " 100 + ?1, 0)", -1, &s, NULL), SQLITE_OK);
+    sqlite3_bind_int64(s, 1, (sqlite3_int64) id);
+    sqlite3_bind_text(s, 2, def->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, def->device_type, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 4, (int) def->priority);
+    sqlite3_bind_text(s, 5, state, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 6, yaml, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 7, blob, (int) len, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(s), SQLITE_DONE);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    free(blob);
+}
+
+static void test_upgrade_from_version_3_keeps_jobs_yaml_and_definitions(void **state)
+{
+    fixture_t *f = *state;
+    rr_store_destroy(&f->store);
+    static const char *const suffixes[] = { "", "-wal", "-shm" };
+    for (size_t i = 0; i < 3; i++) {
+        char path[128];
+        snprintf(path, sizeof path, "%s%s", f->path, suffixes[i]);
+        unlink(path);
+    }
+    char err[512] = "";
+    rr_store_options_t v3 = { .schema_version = 3 };
+    rr_store_t *old = rr_store_open_with(f->path, &v3, err, sizeof err);
+    if (!old)
+        fail_msg("open at version 3: %s", err);
+    assert_int_equal(rr_store_schema_version(old), 3);
+    rr_store_t *latest = f->store;
+    f->store = old;                             /* HELLO's statements exist in version 3 */
+    const char *const devs[] = { "hb01:highbank:sata:idle", "mid01:midway::maintenance", NULL };
+    fixture_hello(f, "rack01", devs);
+    f->store = latest;
+    rr_store_destroy(&old);
+    proto_jobdef_t *done = fixture_def("old done", "highbank", 20, "sata");
+    proto_jobdef_t *waiting = fixture_def("old queued", "midway", 70, "sata,usb");
+    v3_job(f->path, 7, RR_JOB_FINISHED, "job_name: old done\n", done);
+    v3_job(f->path, 9, RR_JOB_QUEUED, "job_name: old queued\n", waiting);
+    raw_exec(f->path, "INSERT INTO events (job, seq, ts, kind, name) VALUES (7, 1, 5, 'state',"
+                      " 'running')");
+    raw_exec(f->path, "UPDATE devices SET hc_jobs = 3, hc_due = 0 WHERE name = 'hb01'");
+
+    fixture_reopen(f);                          /* the new master: version 4 */
+    assert_int_equal(rr_store_schema_version(f->store), 4);
+    proto_jobinfo_t info;
+    assert_ok(f->store, rr_store_job_get(f->store, 7, &info));
+    assert_string_equal(info.name, "old done");
+    assert_string_equal(info.state, RR_JOB_FINISHED);
+    assert_string_equal(info.outcome, RR_OUTCOME_COMPLETE);
+    assert_int_equal(info.submitted, 107);
+    rr_store_jobinfo_clear(&info);
+    char *yaml = NULL;
+    assert_ok(f->store, rr_store_job_yaml(f->store, 9, &yaml));
+    assert_string_equal(yaml, "job_name: old queued\n");
+    free(yaml);
+    proto_jobdef_t *back = NULL;
+    assert_ok(f->store, rr_store_job_def(f->store, 7, &back));
+    assert_string_equal(back->name, "old done");
+    assert_int_equal(back->priority, 20);
+    assert_int_equal(back->tags_count, 1);
+    assert_string_equal(back->actions[0].method, "ipmi-pxe");
+    proto_jobdef_destroy(&back);
+    proto_job_event_t *events = NULL;
+    size_t count = 0;
+    assert_ok(f->store, rr_store_events_read(f->store, 7, 0, 0, &events, &count));
+    assert_int_equal(count, 1);
+    rr_store_events_free(&events, count);
+    uint64_t queued = 0;
+    assert_ok(f->store, rr_store_jobs_count(f->store, RR_JOB_QUEUED, &queued));
+    assert_int_equal(queued, 1);
+    /* Devices are rebuilt without their job's foreign key: all still there. */
+    proto_deviceinfo_t *idle = NULL;
+    assert_ok(f->store, rr_store_devices_idle(f->store, &idle, &count));
+    assert_int_equal(count, 1);
+    assert_string_equal(idle[0].name, "hb01");
+    assert_string_equal(idle[0].tags[0], "sata");
+    rr_store_deviceinfos_free(&idle, count);
+    proto_deviceinfo_t dev;
+    assert_ok(f->store, rr_store_device_get(f->store, "mid01", &dev));
+    assert_string_equal(dev.state, RR_DEVICE_MAINTENANCE);
+    rr_store_deviceinfo_clear(&dev);
+    rr_store_health_t health;
+    assert_ok(f->store, rr_store_health_get(f->store, "hb01", &health));
+    assert_int_equal(health.jobs_since, 3);
+    assert_false(health.due);
+    rr_store_health_clear(&health);
+    /* New jobs follow the old ones, with their specs in the new table. */
+    uint64_t next = fixture_job(f, "highbank", 50, "", 200);
+    assert_int_equal(next, 10);
+    assert_ok(f->store, rr_store_job_def(f->store, next, &back));
+    assert_string_equal(back->device_type, "highbank");
+    proto_jobdef_destroy(&back);
+    proto_jobdef_destroy(&done);
+    proto_jobdef_destroy(&waiting);
+}
+
+static long file_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? (long) st.st_size : -1;
+}
+
+static void test_deferred_checkpoint_copies_the_wal_back_only_when_asked(void **state)
+{
+    fixture_t *f = *state;
+    assert_ok(f->store, rr_store_defer_checkpoints(f->store, 16));
+    long before = file_size(f->path);
+    for (int i = 0; i < 300; i++)            /* one commit each: the WAL passes 16 pages */
+        fixture_job(f, "highbank", 50, "sata", (uint64_t) i);
+    assert_int_equal(file_size(f->path), before);   /* nothing copied back unasked */
+    assert_ok(f->store, rr_store_checkpoint_due(f->store));
+    struct timespec nap = { 0, 10 * 1000 * 1000 };
+    for (int waited = 0; waited < 500 && file_size(f->path) == before; waited++)
+        nanosleep(&nap, NULL);                  /* deadline: 5 s */
+    assert_true(file_size(f->path) > before);
+    uint64_t queued = 0;
+    assert_ok(f->store, rr_store_jobs_count(f->store, RR_JOB_QUEUED, &queued));
+    assert_int_equal(queued, 300);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, fixture_setup, fixture_teardown)
 
 int main(void)
@@ -520,6 +692,9 @@ int main(void)
         T(test_idle_on_a_device_with_an_open_job_keeps_it_held),
         T(test_reopen_reloads_everything),
         T(test_nested_transactions_roll_back_inner_only),
+        T(test_queue_oldest_tells_an_empty_queue_from_a_job_submitted_at_zero),
+        T(test_upgrade_from_version_3_keeps_jobs_yaml_and_definitions),
+        T(test_deferred_checkpoint_copies_the_wal_back_only_when_asked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
