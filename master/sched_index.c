@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "grow.h"
 #include "scheduler.h"
 
 typedef struct {
@@ -96,14 +97,10 @@ static void s_swap(entry_t *a, entry_t *b)
 
 static int s_heap_push(bucket_t *b, entry_t e)
 {
-    if (b->size == b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 64;
-        entry_t *heap = realloc(b->heap, cap * sizeof *heap);
-        if (!heap)
-            return -1;
-        b->heap = heap;
-        b->cap = cap;
-    }
+    entry_t *heap = rr_grow(b->heap, b->size, &b->cap, sizeof *heap, 64);
+    if (!heap)
+        return -1;
+    b->heap = heap;
     size_t i = b->size++;
     b->heap[i] = e;
     while (i > 0 && s_before(&b->heap[i], &b->heap[(i - 1) / 2])) {
@@ -144,14 +141,10 @@ static bool s_bucket_is(const bucket_t *b, const char *type, char *const *tags, 
 static bucket_t *s_bucket_new(rr_sched_index_t *self, const char *type, char *const *tags,
                               size_t count)
 {
-    if (self->count == self->cap) {
-        size_t cap = self->cap ? self->cap * 2 : 16;
-        bucket_t *buckets = realloc(self->buckets, cap * sizeof *buckets);
-        if (!buckets)
-            return NULL;
-        self->buckets = buckets;
-        self->cap = cap;
-    }
+    bucket_t *buckets = rr_grow(self->buckets, self->count, &self->cap, sizeof *buckets, 16);
+    if (!buckets)
+        return NULL;
+    self->buckets = buckets;
     bucket_t *b = &self->buckets[self->count];
     memset(b, 0, sizeof *b);
     b->type = strdup(type);

@@ -272,15 +272,12 @@ static int exec_id(rr_store_t *self, store_stmt_t id)
 
 int store_grow(void **array, size_t count, size_t *cap, size_t size)
 {
-    if (count < *cap)
-        return 0;
-    size_t ncap = *cap ? *cap * 2 : 16;
-    void *bigger = realloc(*array, ncap * size);
-    if (!bigger)
+    size_t old = *cap;
+    void *grown = rr_grow(*array, count, cap, size, 16);
+    if (!grown)
         return -1;
-    memset((char *) bigger + *cap * size, 0, (ncap - *cap) * size);
-    *array = bigger;
-    *cap = ncap;
+    memset((char *) grown + old * size, 0, (*cap - old) * size);   /* new slots zeroed */
+    *array = grown;
     return 0;
 }
 

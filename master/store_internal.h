@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "grow.h"
 #include "store.h"
 
 /* ---- statements: prepared once, cached by id ---- */
