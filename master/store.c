@@ -30,7 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 5
 
 /* ---- schema ---- */
 
@@ -158,6 +158,37 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
     "DROP INDEX jobs_state;"
     "CREATE INDEX jobs_open ON jobs (state, id) WHERE state <> 'finished';"
     "CREATE INDEX jobs_ended ON jobs (ended_ms, id) WHERE state = 'finished';",
+    /* version 5: the open jobs by device without an IN list. SQLite evaluates
+     * a partial index's WHERE for the old and the new row of every UPDATE of
+     * the state, and codes an IN list of more than two constants as a
+     * temporary b-tree built and freed each time (two per state change,
+     * about 1.7 us each). The same rows: the CHECK allows no other state. */
+    "DROP INDEX jobs_open_device;"
+    "CREATE INDEX jobs_open_device ON jobs (device)"
+    "  WHERE state <> 'queued' AND state <> 'finished';"
+    /* The devices' CHECK on the state likewise (one temporary b-tree per
+     * reserve, run and release), the same rule spelled with ORs; the table is
+     * small and nothing refers to it. */
+    "CREATE TABLE devices_v5 ("
+    "  name TEXT PRIMARY KEY,"
+    "  worker TEXT NOT NULL REFERENCES workers (name),"
+    "  type TEXT NOT NULL,"
+    "  tags TEXT NOT NULL DEFAULT '',"
+    "  state TEXT NOT NULL CHECK (state = 'idle' OR state = 'reserved' OR state = 'running'"
+    "    OR state = 'offline' OR state = 'maintenance' OR state = 'bad' OR state = 'retired'),"
+    "  reason TEXT,"
+    "  job INTEGER,"
+    "  hc_due INTEGER NOT NULL DEFAULT 1,"
+    "  hc_failed INTEGER NOT NULL DEFAULT 0,"
+    "  hc_jobs INTEGER NOT NULL DEFAULT 0,"
+    "  hc_last_ms INTEGER NOT NULL DEFAULT 0"
+    ") WITHOUT ROWID;"
+    "INSERT INTO devices_v5 SELECT name, worker, type, tags, state, reason, job, hc_due,"
+    "  hc_failed, hc_jobs, hc_last_ms FROM devices;"
+    "DROP TABLE devices;"
+    "ALTER TABLE devices_v5 RENAME TO devices;"
+    "CREATE INDEX devices_worker ON devices (worker);"
+    "CREATE INDEX devices_idle ON devices (type, tags) WHERE state = 'idle';",
 };
 
 static const char *const statement_sql[ST_COUNT] = {

@@ -60,12 +60,18 @@ void rr_store_events_free(proto_job_event_t **events, size_t count)
 
 /* ---- append ---- */
 
-/* An event batch: per job, its public ack and the job's state as the batch
- * changes it. */
+/* What a batch knows of one of its jobs besides its public ack. */
+typedef struct {
+    char state[16];         /* as the batch changes it */
+    uint64_t stored_seq;    /* the acked seq in the store before the batch */
+    bool written;           /* the new acked seq went with a state change */
+} slot_t;
+
+/* An event batch: per job, its public ack and its slot. */
 typedef struct {
     rr_store_ack_t *acks;
-    char (*states)[16];
-    size_t count, acks_cap, states_cap;
+    slot_t *slots;
+    size_t count, acks_cap, slots_cap;
 } batch_t;
 
 /* The slot of JOB in BATCH, created (with the job's state and acked seq) when new. */
@@ -79,8 +85,8 @@ static int batch_slot(rr_store_t *self, batch_t *batch, uint64_t job, size_t *sl
     }
     if (store_grow((void **) &batch->acks, batch->count, &batch->acks_cap,
                    sizeof *batch->acks) != 0
-        || store_grow((void **) &batch->states, batch->count, &batch->states_cap,
-                      sizeof *batch->states) != 0)
+        || store_grow((void **) &batch->slots, batch->count, &batch->slots_cap,
+                      sizeof *batch->slots) != 0)
         return store_fail(self, RR_STORE_E_DB, "events: out of memory");
     *slot = batch->count++;
     rr_store_ack_t *ack = &batch->acks[*slot];
@@ -88,9 +94,10 @@ static int batch_slot(rr_store_t *self, batch_t *batch, uint64_t job, size_t *sl
     sqlite3_stmt *s = store_stmt_u64(self, ST_JOB_ACKED_GET, job);
     int rc = s ? store_step_row(self, s, "events") : RR_STORE_E_DB;
     if (rc == RR_STORE_OK) {
-        snprintf(batch->states[*slot], sizeof batch->states[*slot], "%s",
+        slot_t *known = &batch->slots[*slot];
+        snprintf(known->state, sizeof known->state, "%s",
                  (const char *) sqlite3_column_text(s, 0));
-        ack->acked_seq = col_u64(s, 1);
+        ack->acked_seq = known->stored_seq = col_u64(s, 1);
         sqlite3_reset(s);
     } else if (rc == RR_STORE_E_NOTFOUND) {
         ack->unknown = true;
@@ -120,8 +127,8 @@ static int event_insert(rr_store_t *self, const proto_job_event_t *ev, int *chan
 }
 
 /* An "end" event finishes its job: outcome = value, or incomplete (saying
- * why) when the value is no outcome. */
-static int event_end(rr_store_t *self, const proto_job_event_t *ev)
+ * why) when the value is no outcome. ACKED goes with the state (NULL: none). */
+static int event_end(rr_store_t *self, const proto_job_event_t *ev, const uint64_t *acked)
 {
     const char *outcome = store_one_of(ev->value, store_outcomes) ? ev->value
                                                                   : RR_OUTCOME_INCOMPLETE;
@@ -133,41 +140,50 @@ static int event_end(rr_store_t *self, const proto_job_event_t *ev)
                  ev->reason ? ev->reason : "");
         reason = why;
     }
-    return store_job_finish_tx(self, ev->job, outcome, reason, ev->ts);
+    return store_job_finish_tx(self, ev->job, outcome, reason, ev->ts, acked);
 }
 
-/* The effect of a newly stored event on its job (state running, end). */
+/* The effect of a newly stored event on its job (state running, end); the
+ * job's new acked seq, when it moved, is written with the state. */
 static int event_effect(rr_store_t *self, const proto_job_event_t *ev, rr_store_ack_t *ack,
-                        char state[16])
+                        slot_t *slot)
 {
     int rc = RR_STORE_OK;
+    const char *state = slot->state;
     bool open = strcmp(state, RR_JOB_FINISHED) != 0 && strcmp(state, RR_JOB_QUEUED) != 0;
+    const uint64_t *acked = ack->acked_seq != slot->stored_seq ? &ack->acked_seq : NULL;
     if (!open || !ev->kind)
         return RR_STORE_OK;
     if (strcmp(ev->kind, "state") == 0 && ev->name && strcmp(ev->name, RR_JOB_RUNNING) == 0
         && strcmp(state, RR_JOB_SCHEDULED) == 0) {
-        rc = store_job_running_tx(self, ev->job, ev->ts);
+        bool wrote = false;
+        rc = store_job_running_tx(self, ev->job, ev->ts, acked, &wrote);
         if (rc == RR_STORE_OK) {
-            snprintf(state, 16, "%s", RR_JOB_RUNNING);
+            snprintf(slot->state, sizeof slot->state, "%s", RR_JOB_RUNNING);
             ack->started = true;
+            slot->written |= wrote && acked;
         }
     } else if (strcmp(ev->kind, "end") == 0) {
-        rc = event_end(self, ev);
+        rc = event_end(self, ev, acked);
         if (rc == RR_STORE_OK) {
-            snprintf(state, 16, "%s", RR_JOB_FINISHED);
+            snprintf(slot->state, sizeof slot->state, "%s", RR_JOB_FINISHED);
             ack->finished = true;
+            slot->written |= acked != NULL;
         }
     }
     return rc;
 }
 
-/* Advance ACK->acked_seq over the stored seqs that follow it, and persist it. */
+/* Advance ACK->acked_seq over the stored seqs that follow it (in memory). A
+ * job none of whose events the batch stored keeps its acked seq: it already
+ * covers every stored seq it can. */
 static int advance_acked(rr_store_t *self, rr_store_ack_t *ack)
 {
+    if (ack->inserted == 0)
+        return RR_STORE_OK;
     sqlite3_stmt *s = store_stmt_u64(self, ST_EVENT_SEQS, ack->job);
     if (!s)
         return RR_STORE_E_DB;
-    uint64_t before = ack->acked_seq;
     bind_u64(s, 2, ack->acked_seq);
     int step;
     while ((step = sqlite3_step(s)) == SQLITE_ROW && col_u64(s, 0) == ack->acked_seq + 1)
@@ -175,21 +191,31 @@ static int advance_acked(rr_store_t *self, rr_store_ack_t *ack)
     sqlite3_reset(s);
     if (step != SQLITE_ROW && step != SQLITE_DONE)
         return store_fail_db(self, "event seqs");
-    if (ack->acked_seq == before)
+    return RR_STORE_OK;
+}
+
+/* Persist the acked seq of a job whose state change did not carry it. */
+static int write_acked(rr_store_t *self, const rr_store_ack_t *ack, const slot_t *slot)
+{
+    if (ack->unknown || ack->acked_seq == slot->stored_seq || slot->written)
         return RR_STORE_OK;
-    if (!(s = store_stmt_u64(self, ST_JOB_ACKED_SET, ack->job)))
+    sqlite3_stmt *s = store_stmt_u64(self, ST_JOB_ACKED_SET, ack->job);
+    if (!s)
         return RR_STORE_E_DB;
     bind_u64(s, 2, ack->acked_seq);
     return store_run(self, s, "acked seq", NULL);
 }
 
-static int events_append_tx(rr_store_t *self, const proto_job_event_t *events, size_t n,
-                            batch_t *batch)
+/* Store the events that are new (SLOT_OF[i]: the slot of event I, or
+ * SIZE_MAX when it was not stored). */
+static int events_insert(rr_store_t *self, const proto_job_event_t *events, size_t n,
+                         batch_t *batch, size_t *slot_of)
 {
-    size_t slot = 0;
     int rc = RR_STORE_OK;
     for (size_t i = 0; i < n && rc == RR_STORE_OK; i++) {
         const proto_job_event_t *ev = &events[i];
+        size_t slot = 0;
+        slot_of[i] = SIZE_MAX;
         rc = batch_slot(self, batch, ev->job, &slot);
         if (rc != RR_STORE_OK || batch->acks[slot].unknown || ev->seq == 0 || !ev->kind)
             continue;   /* seq counts from 1: a 0 could never be acked */
@@ -197,12 +223,32 @@ static int events_append_tx(rr_store_t *self, const proto_job_event_t *events, s
         rc = event_insert(self, ev, &changes);
         if (rc == RR_STORE_OK && changes == 1) {
             batch->acks[slot].inserted++;
-            rc = event_effect(self, ev, &batch->acks[slot], batch->states[slot]);
+            slot_of[i] = slot;
         }
     }
+    return rc;
+}
+
+/* Insert the events, find each job's new acked seq, then apply the new
+ * events' effects in order (the acked seq goes with a state change when
+ * there is one: one write of the job row instead of two). */
+static int events_append_tx(rr_store_t *self, const proto_job_event_t *events, size_t n,
+                            batch_t *batch)
+{
+    size_t *slot_of = malloc((n ? n : 1) * sizeof *slot_of);
+    if (!slot_of)
+        return store_fail(self, RR_STORE_E_DB, "events: out of memory");
+    int rc = events_insert(self, events, n, batch, slot_of);
     for (size_t i = 0; i < batch->count && rc == RR_STORE_OK; i++)
         if (!batch->acks[i].unknown)
             rc = advance_acked(self, &batch->acks[i]);
+    for (size_t i = 0; i < n && rc == RR_STORE_OK; i++)
+        if (slot_of[i] != SIZE_MAX)
+            rc = event_effect(self, &events[i], &batch->acks[slot_of[i]],
+                              &batch->slots[slot_of[i]]);
+    for (size_t i = 0; i < batch->count && rc == RR_STORE_OK; i++)
+        rc = write_acked(self, &batch->acks[i], &batch->slots[i]);
+    free(slot_of);
     return rc;
 }
 
@@ -213,7 +259,7 @@ int rr_store_events_append(rr_store_t *self, const proto_job_event_t *events, si
     int rc = rr_store_begin(self);
     if (rc == RR_STORE_OK)
         rc = store_finish_tx(self, events_append_tx(self, events, n, &batch));
-    free(batch.states);
+    free(batch.slots);
     if (rc != RR_STORE_OK) {
         free(batch.acks);
         batch.acks = NULL;

@@ -24,6 +24,9 @@
 #define EVENT_COLS   "job, seq, ts, kind, name, value, reason, code, measurement, " \
                      "units, since, data"
 #define OPEN_STATES  "('scheduled','running','canceling')"
+/* The same without an IN list (a temporary b-tree per run, see store.c's
+ * version 5), in the words of the index jobs_open_device's WHERE. */
+#define OPEN_STATE   "state <> 'queued' AND state <> 'finished'"
 /* Written out in a query so that SQLite may use the index jobs_open. */
 #define NOT_FINISHED "state <> 'finished'"
 #define ARTINFO_COLS "name, size, sha256, complete, error"
@@ -75,9 +78,11 @@
                      " worker = ?3, accepted = 0 WHERE id = ?1 AND state = 'queued'") \
     X(DEV_RESERVE,   UPDATE_STATE "devices SET state = 'reserved', job = ?2, reason = NULL" \
                      " WHERE name = ?1 AND worker = ?3 AND state = 'idle' AND job IS NULL") \
-    X(JOB_ACCEPTED,  "UPDATE jobs SET accepted = 1 WHERE id = ?1 AND state IN " OPEN_STATES) \
-    X(JOB_RUNNING,   UPDATE_STATE "jobs SET state = 'running', started_ms = ?2" \
-                     " WHERE id = ?1 AND state = 'scheduled'") \
+    X(JOB_ACCEPTED,  "UPDATE jobs SET accepted = 1 WHERE id = ?1 AND " OPEN_STATE) \
+    /* ?3 (JOB_RUNNING), ?5 (JOB_FINISH): the acked seq of the event batch that \
+     * moves the job, written with its state; NULL (unbound) keeps it */ \
+    X(JOB_RUNNING,   UPDATE_STATE "jobs SET state = 'running', started_ms = ?2," \
+                     " acked_seq = coalesce(?3, acked_seq) WHERE id = ?1 AND state = 'scheduled'") \
     X(DEV_RUNNING,   UPDATE_STATE "devices SET state = 'running' WHERE name = " JOB_DEVICE \
                      " AND job = ?1 AND state = 'reserved'") \
     X(JOB_REQUEUE,   UPDATE_STATE "jobs SET state = 'queued', device = NULL," \
@@ -85,9 +90,16 @@
     X(DEV_RELEASE,   UPDATE_STATE "devices SET job = NULL, state = CASE WHEN state IN" \
                      " ('reserved','running') THEN 'idle' ELSE state END" \
                      " WHERE name = " JOB_DEVICE " AND job = ?1") \
+    /* DEV_RELEASE of a finished job, counting it toward the device's every_jobs \
+     * as HC_COUNT_JOB would: one statement on the device row instead of two */ \
+    X(DEV_FINISH,    UPDATE_STATE "devices SET job = NULL, state = CASE WHEN state IN" \
+                     " ('reserved','running') THEN 'idle' ELSE state END, hc_jobs = hc_jobs" \
+                     " + (SELECT count(*) FROM jobs WHERE id = ?1 AND health_check = 0" \
+                     " AND started_ms > 0) WHERE name = " JOB_DEVICE " AND job = ?1") \
     X(JOB_CANCELING, UPDATE_STATE "jobs SET state = 'canceling' WHERE id = ?1") \
     X(JOB_FINISH,    UPDATE_STATE "jobs SET state = 'finished', outcome = ?2," \
-                     " reason = ?3, ended_ms = ?4 WHERE id = ?1 AND state <> 'finished'") \
+                     " reason = ?3, ended_ms = ?4, acked_seq = coalesce(?5, acked_seq)" \
+                     " WHERE id = ?1 AND state <> 'finished'") \
     X(JOB_ACKED_GET, "SELECT state, acked_seq FROM jobs WHERE id = ?1") \
     X(JOB_ACKED_SET, "UPDATE jobs SET acked_seq = ?2 WHERE id = ?1") \
     X(EVENT_INSERT,  "INSERT OR IGNORE INTO events (" EVENT_COLS ") VALUES" \
@@ -107,7 +119,7 @@
                      " (SELECT count(*) FROM devices d WHERE d.worker = w.name)" \
                      " FROM workers w WHERE (?1 IS NULL OR w.state = ?1) ORDER BY w.name") \
     X(DEV_CURRENT,   "SELECT state, reason, worker, hc_failed FROM devices WHERE name = ?1") \
-    X(DEV_OPEN_JOB,  "SELECT id, state FROM jobs WHERE device = ?1 AND state IN " OPEN_STATES \
+    X(DEV_OPEN_JOB,  "SELECT id, state FROM jobs WHERE device = ?1 AND " OPEN_STATE \
                      " ORDER BY id DESC LIMIT 1") \
     X(DEV_UPSERT,    "INSERT INTO devices (name, worker, type, tags, state, reason, job)" \
                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (name) DO UPDATE SET" \
@@ -320,12 +332,15 @@ void store_strs_free(char **strs, size_t count);
 int store_job_state(rr_store_t *self, uint64_t id, char state[16]);
 
 /* Scheduled -> running and its device running; already running/canceling:
- * no-op. Inside a transaction. */
-int store_job_running_tx(rr_store_t *self, uint64_t id, uint64_t now_ms);
+ * no-op. Inside a transaction. ACKED (NULL: none) is written into the job's
+ * acked seq with the state; *WROTE (may be NULL) says whether it was. */
+int store_job_running_tx(rr_store_t *self, uint64_t id, uint64_t now_ms,
+                         const uint64_t *acked, bool *wrote);
 
 /* Open job -> finished with OUTCOME and REASON; its device lets go of it.
- * Inside a transaction. */
+ * Inside a transaction. ACKED (NULL: none) is written into the job's acked
+ * seq with the state when it succeeds. */
 int store_job_finish_tx(rr_store_t *self, uint64_t id, const char *outcome,
-                        const char *reason, uint64_t now_ms);
+                        const char *reason, uint64_t now_ms, const uint64_t *acked);
 
 #endif

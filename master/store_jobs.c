@@ -314,7 +314,8 @@ static int job_exec(rr_store_t *self, store_stmt_t sid, uint64_t id, const char 
     return s ? store_run(self, s, what, NULL) : RR_STORE_E_DB;
 }
 
-int store_job_running_tx(rr_store_t *self, uint64_t id, uint64_t now_ms)
+int store_job_running_tx(rr_store_t *self, uint64_t id, uint64_t now_ms,
+                         const uint64_t *acked, bool *wrote)
 {
     /* The usual case (scheduled -> running) first; the state is read only
      * when nothing changed, to tell a no-op from a refusal. */
@@ -322,10 +323,14 @@ int store_job_running_tx(rr_store_t *self, uint64_t id, uint64_t now_ms)
     if (!s)
         return RR_STORE_E_DB;
     bind_u64(s, 2, now_ms);
+    if (acked)
+        bind_u64(s, 3, *acked);
     int changes = 0;
     int rc = store_run(self, s, "job running", &changes);
     if (rc != RR_STORE_OK)
         return rc;
+    if (wrote)
+        *wrote = changes == 1;
     if (changes == 1)
         return job_exec(self, ST_DEV_RUNNING, id, "device running");
     char state[16];
@@ -342,7 +347,7 @@ int rr_store_job_running(rr_store_t *self, uint64_t id, uint64_t now_ms)
     int rc = rr_store_begin(self);
     if (rc != RR_STORE_OK)
         return rc;
-    return store_finish_tx(self, store_job_running_tx(self, id, now_ms));
+    return store_finish_tx(self, store_job_running_tx(self, id, now_ms, NULL, NULL));
 }
 
 int rr_store_job_requeue(rr_store_t *self, uint64_t id)
@@ -360,7 +365,7 @@ int rr_store_job_requeue(rr_store_t *self, uint64_t id)
 }
 
 int store_job_finish_tx(rr_store_t *self, uint64_t id, const char *outcome,
-                        const char *reason, uint64_t now_ms)
+                        const char *reason, uint64_t now_ms, const uint64_t *acked)
 {
     sqlite3_stmt *s = store_stmt_u64(self, ST_JOB_FINISH, id);
     if (!s)
@@ -368,10 +373,20 @@ int store_job_finish_tx(rr_store_t *self, uint64_t id, const char *outcome,
     bind_text(s, 2, outcome);
     bind_text(s, 3, reason);
     bind_u64(s, 4, now_ms);
+    if (acked)
+        bind_u64(s, 5, *acked);
     int rc = job_update(self, s, id, "finish");
-    if (rc == RR_STORE_OK)
+    if (rc != RR_STORE_OK)
+        return rc;
+    /* Its device lets go and counts it; a device that no longer holds the
+     * job (a report moved it on) still counts it. */
+    int changes = 0;
+    if (!(s = store_stmt_u64(self, ST_DEV_FINISH, id)))
+        return RR_STORE_E_DB;
+    rc = store_run(self, s, "device release", &changes);
+    if (rc == RR_STORE_OK && changes == 0)
         rc = job_exec(self, ST_HC_COUNT_JOB, id, "health check count");
-    return rc == RR_STORE_OK ? job_exec(self, ST_DEV_RELEASE, id, "device release") : rc;
+    return rc;
 }
 
 int rr_store_job_finish(rr_store_t *self, uint64_t id, const char *outcome,
@@ -383,7 +398,8 @@ int rr_store_job_finish(rr_store_t *self, uint64_t id, const char *outcome,
     int rc = rr_store_begin(self);
     if (rc != RR_STORE_OK)
         return rc;
-    return store_finish_tx(self, store_job_finish_tx(self, id, outcome, reason, now_ms));
+    return store_finish_tx(self, store_job_finish_tx(self, id, outcome, reason, now_ms,
+                                                     NULL));
 }
 
 static int job_cancel_tx(rr_store_t *self, uint64_t id, uint64_t now_ms, const char **state)
@@ -395,7 +411,7 @@ static int job_cancel_tx(rr_store_t *self, uint64_t id, uint64_t now_ms, const c
     if (strcmp(now, RR_JOB_QUEUED) == 0) {
         *state = RR_JOB_FINISHED;
         return store_job_finish_tx(self, id, RR_OUTCOME_CANCELED, "canceled before it started",
-                                   now_ms);
+                                   now_ms, NULL);
     }
     if (strcmp(now, RR_JOB_SCHEDULED) != 0 && strcmp(now, RR_JOB_RUNNING) != 0)
         return store_fail(self, RR_STORE_E_STATE, "job %" PRIu64 ": cancel: already %s", id,

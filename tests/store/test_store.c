@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <inttypes.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -40,7 +41,7 @@ static void test_open_uses_wal_and_the_latest_schema_version(void **state)
     fixture_t *f = *state;
     assert_string_equal(rr_store_journal_mode(f->store), "wal");
     /* 2: artifacts, 3: health checks, 4: job specs apart */
-    assert_int_equal(rr_store_schema_version(f->store), 4);
+    assert_int_equal(rr_store_schema_version(f->store), 5);
     /* Ask SQLite itself, through a second connection, that the file is WAL. */
     sqlite3 *db;
     sqlite3_stmt *s;
@@ -428,6 +429,73 @@ static void test_idle_on_a_device_with_an_open_job_keeps_it_held(void **state)
     assert_int_equal(rr_store_job_assign(f->store, next, "hb01", "rack01"), RR_STORE_E_STATE);
 }
 
+/* Hc jobs of DEVICE (jobs started on it and finished since its last check). */
+static uint64_t hc_jobs(rr_store_t *store, const char *device)
+{
+    rr_store_health_t health;
+    assert_ok(store, rr_store_health_get(store, device, &health));
+    uint64_t jobs = health.jobs_since;
+    rr_store_health_clear(&health);
+    return jobs;
+}
+
+static void test_running_and_end_in_one_batch_store_state_and_acked_seq(void **state)
+{
+    fixture_t *f = *state;
+    const char *const devs[] = { "hb01:highbank::idle", NULL };
+    fixture_hello(f, "rack01", devs);
+    uint64_t job = fixture_job(f, "highbank", 50, "", 1);
+    assert_ok(f->store, rr_store_job_assign(f->store, job, "hb01", "rack01"));
+    proto_job_event_t events[] = { fixture_event(job, 1, "state", "running", NULL),
+                                   fixture_event(job, 2, "log", NULL, NULL),
+                                   fixture_event(job, 3, "end", NULL, "complete") };
+    rr_store_ack_t ack = append_one(f->store, events, 3);
+    assert_true(ack.started);
+    assert_true(ack.finished);
+    assert_int_equal(ack.acked_seq, 3);
+
+    fixture_reopen(f);
+    uint64_t seq = 0;
+    assert_ok(f->store, rr_store_events_acked(f->store, job, &seq));
+    assert_int_equal(seq, 3);
+    proto_jobinfo_t info;
+    assert_ok(f->store, rr_store_job_get(f->store, job, &info));
+    assert_string_equal(info.state, RR_JOB_FINISHED);
+    assert_string_equal(info.outcome, RR_OUTCOME_COMPLETE);
+    rr_store_jobinfo_clear(&info);
+    proto_deviceinfo_t dev;
+    assert_ok(f->store, rr_store_device_get(f->store, "hb01", &dev));
+    assert_string_equal(dev.state, RR_DEVICE_IDLE);
+    assert_int_equal(dev.job, 0);
+    rr_store_deviceinfo_clear(&dev);
+    assert_int_equal(hc_jobs(f->store, "hb01"), 1);
+}
+
+static void test_end_before_a_gap_acks_below_the_gap_then_after_the_fill(void **state)
+{
+    fixture_t *f = *state;
+    const char *const devs[] = { "hb01:highbank::idle", NULL };
+    fixture_hello(f, "rack01", devs);
+    uint64_t job = fixture_job(f, "highbank", 50, "", 1);
+    assert_ok(f->store, rr_store_job_assign(f->store, job, "hb01", "rack01"));
+    proto_job_event_t events[] = { fixture_event(job, 1, "state", "running", NULL),
+                                   fixture_event(job, 3, "end", NULL, "fail") };
+    rr_store_ack_t ack = append_one(f->store, events, 2);
+    assert_true(ack.finished);
+    assert_int_equal(ack.acked_seq, 1);
+    uint64_t seq = 0;
+    assert_ok(f->store, rr_store_events_acked(f->store, job, &seq));
+    assert_int_equal(seq, 1);
+
+    proto_job_event_t fill[] = { fixture_event(job, 2, "log", NULL, NULL) };
+    ack = append_one(f->store, fill, 1);
+    assert_false(ack.finished);
+    assert_int_equal(ack.acked_seq, 3);
+    fixture_reopen(f);
+    assert_ok(f->store, rr_store_events_acked(f->store, job, &seq));
+    assert_int_equal(seq, 3);
+}
+
 static void test_reopen_reloads_everything(void **state)
 {
     fixture_t *f = *state;
@@ -590,8 +658,8 @@ static void test_upgrade_from_version_3_keeps_jobs_yaml_and_definitions(void **s
                       " 'running')");
     raw_exec(f->path, "UPDATE devices SET hc_jobs = 3, hc_due = 0 WHERE name = 'hb01'");
 
-    fixture_reopen(f);                          /* the new master: version 4 */
-    assert_int_equal(rr_store_schema_version(f->store), 4);
+    fixture_reopen(f);                          /* the new master: version 5 */
+    assert_int_equal(rr_store_schema_version(f->store), 5);
     proto_jobinfo_t info;
     assert_ok(f->store, rr_store_job_get(f->store, 7, &info));
     assert_string_equal(info.name, "old done");
@@ -670,6 +738,78 @@ static void test_deferred_checkpoint_copies_the_wal_back_only_when_asked(void **
 
 #define T(name) cmocka_unit_test_setup_teardown(name, fixture_setup, fixture_teardown)
 
+static void test_finish_counts_the_job_on_a_device_that_let_go_of_it(void **state)
+{
+    fixture_t *f = *state;
+    const char *const devs[] = { "hb01:highbank::idle", "hb02:highbank::idle", NULL };
+    fixture_hello(f, "rack01", devs);
+    uint64_t job = fixture_job(f, "highbank", 50, "", 1);
+    assert_ok(f->store, rr_store_job_assign(f->store, job, "hb01", "rack01"));
+    assert_ok(f->store, rr_store_job_running(f->store, job, 3));
+    /* No path of the store does this while the job is open; the count must not
+     * depend on it. */
+    raw_exec(f->path, "UPDATE devices SET job = NULL WHERE name = 'hb01'");
+    proto_deviceinfo_t dev;
+    assert_ok(f->store, rr_store_device_get(f->store, "hb01", &dev));
+    assert_int_equal(dev.job, 0);
+    rr_store_deviceinfo_clear(&dev);
+    assert_ok(f->store, rr_store_job_finish(f->store, job, RR_OUTCOME_INCOMPLETE, "lost", 9));
+    assert_int_equal(hc_jobs(f->store, "hb01"), 1);
+
+    /* A job that never started does not count. */
+    uint64_t never = fixture_job(f, "highbank", 50, "", 2);
+    assert_ok(f->store, rr_store_job_assign(f->store, never, "hb02", "rack01"));
+    assert_ok(f->store, rr_store_job_finish(f->store, never, RR_OUTCOME_CANCELED, NULL, 10));
+    assert_int_equal(hc_jobs(f->store, "hb02"), 0);
+    proto_deviceinfo_t back;
+    assert_ok(f->store, rr_store_device_get(f->store, "hb02", &back));
+    assert_string_equal(back.state, RR_DEVICE_IDLE);
+    rr_store_deviceinfo_clear(&back);
+}
+
+/* SQLite's result of SQL on the database at PATH (a connection of its own). */
+static int raw_rc(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+    sqlite3_close(db);
+    return rc;
+}
+
+static void test_schema_rejects_unknown_states_without_in_lists(void **state)
+{
+    fixture_t *f = *state;
+    const char *const devs[] = { "hb01:highbank::idle", "hb02:highbank::idle", NULL };
+    fixture_hello(f, "rack01", devs);
+    uint64_t held = fixture_job(f, "highbank", 50, "", 1);
+    uint64_t queued = fixture_job(f, "highbank", 50, "", 2);
+    char sql[128];
+    assert_int_equal(raw_rc(f->path, "UPDATE devices SET state = 'sleeping'"),
+                     SQLITE_CONSTRAINT);
+    assert_int_equal(raw_rc(f->path, "UPDATE devices SET state = 'retired' WHERE name = 'x'"),
+                     SQLITE_OK);
+    snprintf(sql, sizeof sql, "UPDATE jobs SET state = 'paused' WHERE id = %" PRIu64, held);
+    assert_int_equal(raw_rc(f->path, sql), SQLITE_CONSTRAINT);
+
+    /* Open jobs by device (jobs_open_device): a canceling job holds its
+     * device, a queued one naming a device does not. */
+    snprintf(sql, sizeof sql, "UPDATE jobs SET state = 'canceling', device = 'hb01' WHERE id = %"
+             PRIu64, held);
+    assert_int_equal(raw_rc(f->path, sql), SQLITE_OK);
+    snprintf(sql, sizeof sql, "UPDATE jobs SET device = 'hb02' WHERE id = %" PRIu64, queued);
+    assert_int_equal(raw_rc(f->path, sql), SQLITE_OK);
+    assert_ok(f->store, rr_store_device_set_state(f->store, "hb01", RR_DEVICE_IDLE, NULL));
+    assert_ok(f->store, rr_store_device_set_state(f->store, "hb02", RR_DEVICE_IDLE, NULL));
+    proto_deviceinfo_t dev;
+    assert_ok(f->store, rr_store_device_get(f->store, "hb01", &dev));
+    assert_string_equal(dev.state, RR_DEVICE_RUNNING);
+    rr_store_deviceinfo_clear(&dev);
+    assert_ok(f->store, rr_store_device_get(f->store, "hb02", &dev));
+    assert_string_equal(dev.state, RR_DEVICE_IDLE);
+    rr_store_deviceinfo_clear(&dev);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -680,6 +820,10 @@ int main(void)
         T(test_jobs_list_filters_by_state_newest_first),
         T(test_duplicate_events_are_ignored),
         T(test_acked_seq_stops_at_gap_then_advances),
+        T(test_running_and_end_in_one_batch_store_state_and_acked_seq),
+        T(test_end_before_a_gap_acks_below_the_gap_then_after_the_fill),
+        T(test_finish_counts_the_job_on_a_device_that_let_go_of_it),
+        T(test_schema_rejects_unknown_states_without_in_lists),
         T(test_batch_acks_each_job_separately),
         T(test_events_read_returns_fields_and_data_after_from_seq),
         T(test_running_and_end_events_move_job_and_device),
