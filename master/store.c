@@ -529,6 +529,11 @@ int rr_store_schema_version(rr_store_t *self)
     return atoi(text);
 }
 
+const char *store_sync_pragma(const rr_store_t *self)
+{
+    return self->sync_full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL";
+}
+
 /* Bring the schema up to STORE_SCHEMA_VERSION (or the older version OPTIONS
  * ask for), one transaction per step. */
 static int migrate(rr_store_t *self, const rr_store_options_t *options)
@@ -575,8 +580,7 @@ static int configure(rr_store_t *self, const rr_store_options_t *options)
         return store_fail(self, RR_STORE_E_DB, "store %s: cannot use WAL (journal mode is %s)",
                           self->path, self->journal);
     self->sync_full = options && options->sync_full;
-    const char *sync = self->sync_full ? "PRAGMA synchronous = FULL"
-                                       : "PRAGMA synchronous = NORMAL";
+    const char *sync = store_sync_pragma(self);
     /* 16 MiB of page cache instead of SQLite's 2 MiB: with a deep queue
      * (bench_dispatch: 100,000 jobs) the default cache re-read the queue's
      * index pages through pread on every scheduling pass. Not more: the

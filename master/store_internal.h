@@ -23,9 +23,9 @@
 #define DEVINFO_COLS "d.name, d.worker, d.type, d.tags, d.state, d.reason, d.job"
 #define EVENT_COLS   "job, seq, ts, kind, name, value, reason, code, measurement, " \
                      "units, since, data"
-#define OPEN_STATES  "('scheduled','running','canceling')"
-/* The same without an IN list (a temporary b-tree per run, see store.c's
- * version 5), in the words of the index jobs_open_device's WHERE. */
+/* A job that is scheduled, running or canceling, said without an IN list (a
+ * temporary b-tree per run, see store.c's version 5), in the words of the
+ * index jobs_open_device's WHERE; it names jobs_open's too. */
 #define OPEN_STATE   "state <> 'queued' AND state <> 'finished'"
 /* Written out in a query so that SQLite may use the index jobs_open. */
 #define NOT_FINISHED "state <> 'finished'"
@@ -47,6 +47,12 @@
 #define UPDATE_STATE "UPDATE OR IGNORE "
 /* The device of job ?1 (the store sets jobs.device and devices.job together). */
 #define JOB_DEVICE "(SELECT device FROM jobs WHERE id = ?1)"
+/* A device letting go of its job: reserved or running -> idle, other states kept. */
+#define DEV_LET_GO "job = NULL, state = CASE WHEN state IN ('reserved','running')" \
+                   " THEN 'idle' ELSE state END"
+/* Job ?1 when it counts toward its device's every_jobs (a started job, not a
+ * health check), as a FROM clause. */
+#define COUNTED_JOB "jobs WHERE id = ?1 AND health_check = 0 AND started_ms > 0"
 
 #define STORE_STATEMENTS(X) \
     X(BEGIN,         "BEGIN IMMEDIATE") \
@@ -68,8 +74,7 @@
     X(JOBS_OPEN_BY_STATE, "SELECT " JOBINFO_COLS " FROM jobs WHERE state = ?1" \
                      " AND " NOT_FINISHED " ORDER BY id DESC LIMIT ?2") \
     X(JOBS_ACTIVE,   "SELECT id, state, device, worker, accepted, acked_seq FROM jobs" \
-                     " WHERE state IN " OPEN_STATES " AND " NOT_FINISHED \
-                     " AND (?1 IS NULL OR worker = ?1)" \
+                     " WHERE " OPEN_STATE " AND (?1 IS NULL OR worker = ?1)" \
                      " ORDER BY id") \
     X(JOBS_COUNT_ALL,"SELECT count(*) FROM jobs") \
     X(JOBS_COUNT_OPEN, "SELECT count(*) FROM jobs WHERE state = ?1 AND " NOT_FINISHED) \
@@ -87,15 +92,13 @@
                      " AND job = ?1 AND state = 'reserved'") \
     X(JOB_REQUEUE,   UPDATE_STATE "jobs SET state = 'queued', device = NULL," \
                      " worker = NULL, accepted = 0 WHERE id = ?1 AND state = 'scheduled'") \
-    X(DEV_RELEASE,   UPDATE_STATE "devices SET job = NULL, state = CASE WHEN state IN" \
-                     " ('reserved','running') THEN 'idle' ELSE state END" \
+    X(DEV_RELEASE,   UPDATE_STATE "devices SET " DEV_LET_GO \
                      " WHERE name = " JOB_DEVICE " AND job = ?1") \
     /* DEV_RELEASE of a finished job, counting it toward the device's every_jobs \
      * as HC_COUNT_JOB would: one statement on the device row instead of two */ \
-    X(DEV_FINISH,    UPDATE_STATE "devices SET job = NULL, state = CASE WHEN state IN" \
-                     " ('reserved','running') THEN 'idle' ELSE state END, hc_jobs = hc_jobs" \
-                     " + (SELECT count(*) FROM jobs WHERE id = ?1 AND health_check = 0" \
-                     " AND started_ms > 0) WHERE name = " JOB_DEVICE " AND job = ?1") \
+    X(DEV_FINISH,    UPDATE_STATE "devices SET " DEV_LET_GO ", hc_jobs = hc_jobs" \
+                     " + (SELECT count(*) FROM " COUNTED_JOB ")" \
+                     " WHERE name = " JOB_DEVICE " AND job = ?1") \
     X(JOB_CANCELING, UPDATE_STATE "jobs SET state = 'canceling' WHERE id = ?1") \
     X(JOB_FINISH,    UPDATE_STATE "jobs SET state = 'finished', outcome = ?2," \
                      " reason = ?3, ended_ms = ?4, acked_seq = coalesce(?5, acked_seq)" \
@@ -185,7 +188,7 @@
                      " WHERE name = ?1 AND state NOT IN ('maintenance','retired')") \
     /* a job that started on a device counts toward its every_jobs */ \
     X(HC_COUNT_JOB,  "UPDATE devices SET hc_jobs = hc_jobs + 1 WHERE name = (SELECT device" \
-                     " FROM jobs WHERE id = ?1 AND health_check = 0 AND started_ms > 0)")
+                     " FROM " COUNTED_JOB ")")
 
 typedef enum {
 #define STORE_ENUM(id, sql) ST_##id,
@@ -210,6 +213,9 @@ struct _rr_store_t {
 };
 
 /* ---- WAL (store_wal.c) ---- */
+
+/* The PRAGMA that sets synchronous as SELF's options ask, for every connection. */
+const char *store_sync_pragma(const rr_store_t *self);
 
 /* Stop and join the checkpointer thread, close its connection (none: no-op). */
 void store_checkpointer_stop(rr_store_t *self);

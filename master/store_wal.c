@@ -89,9 +89,7 @@ static int s_ckpt_open(rr_store_t *self, store_ckpt_t *ckpt)
                         NULL) != SQLITE_OK)
         return store_fail(self, RR_STORE_E_DB, "store %s: checkpointer: open: %s", self->path,
                           ckpt->db ? sqlite3_errmsg(ckpt->db) : "out of memory");
-    const char *sync = self->sync_full ? "PRAGMA synchronous = FULL"
-                                       : "PRAGMA synchronous = NORMAL";
-    if (sqlite3_exec(ckpt->db, sync, NULL, NULL, NULL) != SQLITE_OK)
+    if (sqlite3_exec(ckpt->db, store_sync_pragma(self), NULL, NULL, NULL) != SQLITE_OK)
         return store_fail(self, RR_STORE_E_DB, "store %s: checkpointer: %s", self->path,
                           sqlite3_errmsg(ckpt->db));
     return RR_STORE_OK;
