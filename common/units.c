@@ -214,3 +214,10 @@ uint64_t rr_mono_ms(void)
 {
     return clock_ms(CLOCK_MONOTONIC);
 }
+
+uint64_t rr_mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}

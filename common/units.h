@@ -22,4 +22,7 @@ uint64_t rr_wall_ms(void);
 /* Milliseconds of CLOCK_MONOTONIC (for timeouts and intervals). */
 uint64_t rr_mono_ms(void);
 
+/* Nanoseconds of CLOCK_MONOTONIC (for pacing finer than a millisecond). */
+uint64_t rr_mono_ns(void);
+
 #endif

@@ -46,11 +46,7 @@ rr_ipmi_t *rr_ipmi_new(const char *host, uint16_t port, const char *user,
     rr_ipmi_t *self = calloc(1, sizeof *self);
     if (!self)
         return NULL;
-    /* A bare IPv6 address needs brackets before ":port". */
-    bool v6 = strchr(host, ':') && host[0] != '[';
-    int n = snprintf(self->target, sizeof self->target, v6 ? "[%s]:%u" : "%s:%u", host,
-                     (unsigned) port);
-    if (n < 0 || (size_t) n >= sizeof self->target)
+    if (rr_ipmi_format_target(self->target, sizeof self->target, host, port) < 0)
         goto err;
     self->user = strdup(user);
     self->password = strdup(password);
@@ -97,6 +93,13 @@ void rr_ipmi_destroy(rr_ipmi_t **self_p)
 const char *rr_ipmi_error(const rr_ipmi_t *self)
 {
     return self->error;
+}
+
+int rr_ipmi_format_target(char *buf, size_t len, const char *host, uint16_t port)
+{
+    bool v6 = strchr(host, ':') && host[0] != '[';
+    int n = snprintf(buf, len, v6 ? "[%s]:%u" : "%s:%u", host, (unsigned) port);
+    return n < 0 || (size_t) n >= len ? -1 : 0;
 }
 
 const char *rr_ipmi_target(const rr_ipmi_t *self)

@@ -10,6 +10,7 @@
 #define RACKRUN_IPMI_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct _rr_ipmi_t rr_ipmi_t;
@@ -49,5 +50,10 @@ const char *rr_ipmi_error(const rr_ipmi_t *self);
 
 /* "host:port" of this BMC. */
 const char *rr_ipmi_target(const rr_ipmi_t *self);
+
+/* Write HOST:PORT as FreeIPMI takes it and messages name a BMC ("127.0.0.1:9001",
+ * "[::1]:9001": a bare IPv6 address gets brackets) into BUF. 0, or -1 when it
+ * does not fit. */
+int rr_ipmi_format_target(char *buf, size_t len, const char *host, uint16_t port);
 
 #endif

@@ -25,6 +25,7 @@
 #include "expect.h"
 #include "ipmi.h"
 #include "sol_engine.h"
+#include "units.h"
 
 #define SOL_EXPECT_CAPACITY 65536   /* unmatched output kept for expect */
 #define SOL_READ_CHUNK 4096
@@ -43,13 +44,6 @@ struct _rr_sol_t {
     bool echo_seen;             /* it was in the output read last */
     char error[1024];
 };
-
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t) ts.tv_sec * 1000000000ULL + (uint64_t) ts.tv_nsec;
-}
 
 /* "host:port" of the BMC, for messages. */
 static const char *target(const rr_sol_t *self)
@@ -170,7 +164,7 @@ ssize_t rr_sol_read(rr_sol_t *self, void *buf, size_t len)
  * or -2 when the session is lost. */
 static int pump(rr_sol_t *self, uint64_t deadline_ns, rr_sol_sink_fn *sink, void *arg)
 {
-    uint64_t now = mono_ns();
+    uint64_t now = rr_mono_ns();
     uint64_t wait_ns = deadline_ns > now ? deadline_ns - now : 0;
     struct timespec ts = { .tv_sec = (time_t) (wait_ns / 1000000000ULL),
                            .tv_nsec = (long) (wait_ns % 1000000000ULL) };
@@ -203,7 +197,7 @@ static int pump_until(rr_sol_t *self, uint64_t due_ns, rr_sol_sink_fn *sink, voi
     do {
         if (pump(self, due_ns, sink, arg) == -2)
             return -1;
-    } while (mono_ns() < due_ns);
+    } while (rr_mono_ns() < due_ns);
     return 0;
 }
 
@@ -221,10 +215,10 @@ static void describe_timeout(rr_sol_t *self, const char *const *needles, size_t 
 int rr_sol_expect(rr_sol_t *self, const char *const *needles, size_t count, uint32_t timeout_ms,
                   rr_sol_sink_fn *sink, void *arg)
 {
-    uint64_t deadline = mono_ns() + (uint64_t) timeout_ms * 1000000ULL;
+    uint64_t deadline = rr_mono_ns() + (uint64_t) timeout_ms * 1000000ULL;
     self->error[0] = '\0';
     int found = rr_expect_arm(self->unmatched, needles, count);
-    while (found == -1 && mono_ns() < deadline)
+    while (found == -1 && rr_mono_ns() < deadline)
         found = pump(self, deadline, sink, arg);
     rr_expect_disarm(self->unmatched);
     if (found == -1)
@@ -262,10 +256,10 @@ static int type_byte(rr_sol_t *self, char c)
  * meanwhile; at most SOL_TAKE_MAX_NS. Returns 0, or -2 when the session is lost. */
 static int wait_taken(rr_sol_t *self, rr_sol_sink_fn *sink, void *arg)
 {
-    uint64_t give_up = mono_ns() + SOL_TAKE_MAX_NS;
+    uint64_t give_up = rr_mono_ns() + SOL_TAKE_MAX_NS;
     int queued = 0;
-    while (ioctl(self->fd, SIOCOUTQ, &queued) == 0 && queued > 0 && mono_ns() < give_up) {
-        if (pump(self, mono_ns() + SOL_TAKE_POLL_NS, sink, arg) == -2)
+    while (ioctl(self->fd, SIOCOUTQ, &queued) == 0 && queued > 0 && rr_mono_ns() < give_up) {
+        if (pump(self, rr_mono_ns() + SOL_TAKE_POLL_NS, sink, arg) == -2)
             return -2;
     }
     return 0;
@@ -277,12 +271,12 @@ static int wait_taken(rr_sol_t *self, rr_sol_sink_fn *sink, void *arg)
  * the echo came, 0 on time-out, -2 when the session is lost. */
 static int wait_echo(rr_sol_t *self, char c, uint64_t max_ns, rr_sol_sink_fn *sink, void *arg)
 {
-    uint64_t give_up = mono_ns() + max_ns;
+    uint64_t give_up = rr_mono_ns() + max_ns;
     int found = 0;
     self->echo_char = (unsigned char) c;
     self->echo_seen = false;
     for (;;) {
-        uint64_t now = mono_ns();
+        uint64_t now = rr_mono_ns();
         if (now >= give_up)
             break;
         struct timespec ts = { .tv_sec = (time_t) ((give_up - now) / 1000000000ULL),
@@ -291,7 +285,7 @@ static int wait_echo(rr_sol_t *self, char c, uint64_t max_ns, rr_sol_sink_fn *si
         int ready = ppoll(&pfd, 1, &ts, NULL);
         if (ready < 0 && errno == EINTR)
             continue;
-        if (ready < 0 || (ready > 0 && pump(self, mono_ns(), sink, arg) == -2)) {
+        if (ready < 0 || (ready > 0 && pump(self, rr_mono_ns(), sink, arg) == -2)) {
             found = -2;
             break;
         }
@@ -319,7 +313,7 @@ static int type_primer(rr_sol_t *self, uint32_t delay_ms, rr_sol_sink_fn *sink, 
     if (type_byte(self, SOL_KILL_LINE) < 0 || wait_taken(self, sink, arg) == -2)
         return -1;
     uint64_t settle = (uint64_t) delay_ms * 1000000ULL;
-    if (pump_until(self, mono_ns() + (settle > SOL_PRIME_SETTLE_NS ? settle : SOL_PRIME_SETTLE_NS),
+    if (pump_until(self, rr_mono_ns() + (settle > SOL_PRIME_SETTLE_NS ? settle : SOL_PRIME_SETTLE_NS),
                    sink, arg) < 0)
         return -1;
     self->primed = true;
@@ -354,7 +348,7 @@ int rr_sol_type(rr_sol_t *self, const char *data, size_t len, uint32_t delay_ms,
     if (len && !self->primed && type_primer(self, delay_ms, sink, arg) < 0)
         return -1;
     for (size_t i = 0; i < len; i++) {
-        uint64_t written = mono_ns();
+        uint64_t written = rr_mono_ns();
         if (type_byte(self, data[i]) < 0)
             return -1;
         if (!delay_ms)
@@ -368,7 +362,7 @@ int rr_sol_type(rr_sol_t *self, const char *data, size_t len, uint32_t delay_ms,
             return -1;
         uint64_t due;
         if (echoed) {
-            due = next_due(self, written, mono_ns(), delay_ns, last_echoed);
+            due = next_due(self, written, rr_mono_ns(), delay_ns, last_echoed);
         } else {
             /* No echo (a password prompt): pace from the moment
              * the SOL engine took the byte, on the monotonic clock:
@@ -377,10 +371,10 @@ int rr_sol_type(rr_sol_t *self, const char *data, size_t len, uint32_t delay_ms,
              * one packet. Such a byte costs DELAY_MS more. */
             if (wait_taken(self, sink, arg) == -2)
                 return -1;
-            due = mono_ns() + delay_ns;
+            due = rr_mono_ns() + delay_ns;
         }
         last_echoed = echoed == 1;
-        if (mono_ns() < due && pump_until(self, due, sink, arg) < 0)
+        if (rr_mono_ns() < due && pump_until(self, due, sink, arg) < 0)
             return -1;
     }
     return 0;

@@ -37,6 +37,9 @@
 
 #include <freeipmi/freeipmi.h>
 
+#include "ipmi.h"
+#include "units.h"
+
 #define AUTH_ALG IPMI_AUTHENTICATION_ALGORITHM_RAKP_HMAC_SHA1   /* cipher suite 3 */
 #define INTEGRITY_ALG IPMI_INTEGRITY_ALGORITHM_HMAC_SHA1_96
 #define CONF_ALG IPMI_CONFIDENTIALITY_ALGORITHM_AES_CBC_128
@@ -135,13 +138,6 @@ static struct {
     objects_t o;
 } engine = { .once = PTHREAD_ONCE_INIT, .lock = PTHREAD_MUTEX_INITIALIZER,
              .changed = PTHREAD_COND_INITIALIZER, .wake = -1 };
-
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t) ts.tv_sec * 1000000000ULL + (uint64_t) ts.tv_nsec;
-}
 
 /* ---- engine start ---- */
 
@@ -962,7 +958,7 @@ static void *engine_main(void *arg)
 {
     (void) arg;
     for (;;) {
-        uint64_t now = mono_ns(), drained;
+        uint64_t now = rr_mono_ns(), drained;
         size_t count = 0;
         pthread_mutex_lock(&engine.lock);
         reap(now);
@@ -983,7 +979,7 @@ static void *engine_main(void *arg)
         if (read(engine.wake, &drained, sizeof drained) < 0) {
             /* nothing to drain */
         }
-        now = mono_ns();
+        now = rr_mono_ns();
         rr_sol_session_t *s = head;
         for (size_t i = 0; i < count; i++, s = s->next)
             session_process(s, &engine.pfds[1 + 2 * i], &engine.pfds[2 + 2 * i], now);
@@ -992,13 +988,6 @@ static void *engine_main(void *arg)
 }
 
 /* ---- the caller's side ---- */
-
-static int format_target(char *buf, size_t len, const char *host, uint16_t port)
-{
-    bool v6 = strchr(host, ':') && host[0] != '[';
-    int n = snprintf(buf, len, v6 ? "[%s]:%u" : "%s:%u", host, (unsigned) port);
-    return n < 0 || (size_t) n >= len ? -1 : 0;
-}
 
 /* Resolve (here, never in the engine) and connect a non-blocking UDP socket. */
 static int udp_connect(const char *host, uint16_t port, char *cause, size_t len)
@@ -1081,7 +1070,7 @@ rr_sol_session_t *rr_sol_session_open(const char *host, uint16_t port, const cha
         return NULL;
     }
     s->caller_fd = s->engine_fd = s->udp = -1;
-    if (format_target(s->target, sizeof s->target, host, port) < 0) {
+    if (rr_ipmi_format_target(s->target, sizeof s->target, host, port) < 0) {
         snprintf(cause, sizeof cause, "host name too long");
         goto err_free;
     }
@@ -1097,7 +1086,7 @@ rr_sol_session_t *rr_sol_session_open(const char *host, uint16_t port, const cha
     s->sol_tries_max = (int) (s->timeout_ns / 1000000000ULL) * SOL_TRIES_PER_S;
     if (s->sol_tries_max < SOL_TRIES_MIN)
         s->sol_tries_max = SOL_TRIES_MIN;
-    s->deadline_ns = mono_ns() + s->timeout_ns;
+    s->deadline_ns = rr_mono_ns() + s->timeout_ns;
     s->state = ST_OPEN_SESSION;
     s->fresh = true;
     pthread_mutex_lock(&engine.lock);
