@@ -25,10 +25,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common.h"
 #include "fleet.h"
 #include "harness.h"
+#include "procstat.h"
 #include "report.h"
 
 #define TYPES          3
@@ -267,7 +269,18 @@ typedef struct {
     double fill_s;              /* HELLO -> every device holds a job */
     double throughput_s;        /* length of the throughput phase */
     size_t throughput_jobs;     /* jobs started in it */
+    double master_cpu_s;        /* the master's thread's CPU time in it */
+    double checkpoint_cpu_s;    /* the store's checkpointer's */
+    double process_cpu_s;       /* every thread's: master, fleet, ZMQ I/O, checkpointer */
 } timing_t;
+
+/* CPU seconds so far: the master's thread, the checkpointer's, the whole process. */
+static void s_cpu_now(double cpu[3])
+{
+    cpu[0] = procstat_threads_cpu_s(getpid(), "rr-master");
+    cpu[1] = procstat_threads_cpu_s(getpid(), "rr-checkpoint");
+    cpu[2] = procstat_cpu_s(getpid());
+}
 
 /* Run PHASE until DONE(run) or LIMIT_S; paced releases at RATE per second (0 = none). */
 static int s_phase(run_t *run, zmq_pollitem_t *items, phase_t phase, double limit_s,
@@ -345,13 +358,18 @@ static int s_serve(harness_t *h, run_t *run, bool smoke, timing_t *timing)
         rc = s_phase(run, items, PHASE_LATENCY, RUN_TIMEOUT_MS / 1000.0, LATENCY_RATE,
                      smoke ? 50 : LATENCY_SAMPLES);
     size_t before = run->started;
-    double phase_start = bench_now();
+    double phase_start = bench_now(), cpu_start[3], cpu_end[3];
+    s_cpu_now(cpu_start);
     if (rc == 0)
         rc = s_release(run, run->held_count);   /* the saturated phase starts with every device */
     if (rc == 0)
         rc = s_phase(run, items, PHASE_THROUGHPUT, smoke ? 5 : THROUGHPUT_S, 0, 0);
     timing->throughput_s = bench_now() - phase_start;
     timing->throughput_jobs = run->started - before;
+    s_cpu_now(cpu_end);
+    timing->master_cpu_s = cpu_end[0] - cpu_start[0];
+    timing->checkpoint_cpu_s = cpu_end[1] - cpu_start[1];
+    timing->process_cpu_s = cpu_end[2] - cpu_start[2];
     free(items);
     return rc;
 }
@@ -376,6 +394,12 @@ static void s_report(const scale_t *scale, bool smoke, double submit_s, run_t *r
                  bench_percentile(run->latency_ms[0], run->samples[0], 99), "ms", "<", 5);
     bench_info("dispatch_saturated_idle_to_start_p99_ms",
                bench_percentile(run->latency_ms[1], run->samples[1], 99), "ms");
+    /* Where the throughput phase's CPU went, per job started: the master's
+     * thread alone bounds the rate at 1e6 / its figure (one core of its own). */
+    double jobs = (double) timing->throughput_jobs;
+    bench_info("dispatch_master_cpu_us_per_job", timing->master_cpu_s * 1e6 / jobs, "us");
+    bench_info("dispatch_checkpoint_cpu_us_per_job", timing->checkpoint_cpu_s * 1e6 / jobs, "us");
+    bench_info("dispatch_process_cpu_us_per_job", timing->process_cpu_s * 1e6 / jobs, "us");
 }
 
 int main(int argc, char **argv)

@@ -1,6 +1,7 @@
 /* procstat.c: RSS and CPU time of a process from /proc (procstat.h). */
 #include "procstat.h"
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,10 +36,10 @@ long procstat_peak_rss_kb(pid_t pid)
     return s_status_kb(pid, "VmHWM");
 }
 
-double procstat_cpu_s(pid_t pid)
+/* User + system CPU seconds from a stat file of /proc (a process or a task), or -1. */
+static double s_stat_cpu_s(const char *path)
 {
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int) pid);
+    char buf[1024];
     FILE *file = fopen(path, "r");
     if (!file)
         return -1;
@@ -55,4 +56,41 @@ double procstat_cpu_s(pid_t pid)
         != 2)
         return -1;
     return (double) (utime + stime) / (double) sysconf(_SC_CLK_TCK);
+}
+
+double procstat_cpu_s(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int) pid);
+    return s_stat_cpu_s(path);
+}
+
+double procstat_threads_cpu_s(pid_t pid, const char *comm)
+{
+    char path[320];
+    snprintf(path, sizeof path, "/proc/%d/task", (int) pid);
+    DIR *tasks = opendir(path);
+    if (!tasks)
+        return -1;
+    double total = 0;
+    struct dirent *task;
+    while ((task = readdir(tasks)) && total >= 0) {
+        if (task->d_name[0] == '.')
+            continue;
+        char name[64] = "";
+        snprintf(path, sizeof path, "/proc/%d/task/%s/comm", (int) pid, task->d_name);
+        FILE *file = fopen(path, "r");
+        if (!file)
+            continue;                   /* the thread ended meanwhile */
+        if (fgets(name, sizeof name, file))
+            name[strcspn(name, "\n")] = '\0';
+        fclose(file);
+        if (strcmp(name, comm) != 0)
+            continue;
+        snprintf(path, sizeof path, "/proc/%d/task/%s/stat", (int) pid, task->d_name);
+        double cpu = s_stat_cpu_s(path);
+        total = cpu < 0 ? -1 : total + cpu;
+    }
+    closedir(tasks);
+    return total;
 }

@@ -15,4 +15,8 @@ long procstat_peak_rss_kb(pid_t pid);
 /* User + system CPU seconds PID has used (from /proc/PID/stat), or -1. */
 double procstat_cpu_s(pid_t pid);
 
+/* User + system CPU seconds of PID's threads named COMM (from
+ * /proc/PID/task/TID/comm and stat), 0 when none is, or -1. */
+double procstat_threads_cpu_s(pid_t pid, const char *comm);
+
 #endif

@@ -9,6 +9,7 @@
  * it commits.
  */
 #include <malloc.h>
+#include <pthread.h>
 #include <stdarg.h>
 
 #include "artifacts.h"
@@ -462,6 +463,7 @@ const rr_metrics_t *rr_master_counters(rr_master_t *self)
 void rr_master_actor(zsock_t *pipe, void *args)
 {
     char err[512] = "";
+    pthread_setname_np(pthread_self(), "rr-master");   /* top -H, perf, the benchmarks */
     rr_master_t *self = rr_master_new(args, err, sizeof err);
     zsock_signal(pipe, 0);
     if (!self) {

@@ -410,8 +410,8 @@ int rr_notify_job(rr_notify_t *self, rr_store_t *store, uint64_t job)
     proto_jobdef_t *def = NULL;
     proto_jobinfo_t info = { 0 };
     char what[64];
-    int rc = rr_store_job_def(store, job, &def);
-    if (rc != RR_STORE_OK || !def->notify_url)
+    int rc = rr_store_job_notify_def(store, job, &def);
+    if (rc != RR_STORE_OK || !def || !def->notify_url)
         goto out;
     rc = rr_store_job_get(store, job, &info);
     if (rc != RR_STORE_OK || !info.outcome || !wants(def, info.outcome))

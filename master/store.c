@@ -30,7 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#define STORE_SCHEMA_VERSION 5
+#define STORE_SCHEMA_VERSION 6
 
 /* ---- schema ---- */
 
@@ -189,6 +189,48 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
     "ALTER TABLE devices_v5 RENAME TO devices;"
     "CREATE INDEX devices_worker ON devices (worker);"
     "CREATE INDEX devices_idle ON devices (type, tags) WHERE state = 'idle';",
+    /* version 6: the jobs' CHECKs on state and outcome spelled with ORs, as
+     * the devices' in version 5 (each IN list was a temporary b-tree built at
+     * every state change: four per job), and whether a job's definition asks
+     * for a notification (notify): a job that ends reads its definition only
+     * then. Jobs of older versions keep 1, their definitions say. The table
+     * has children (job_specs, events, artifacts): migrate() runs this with
+     * foreign keys off and checks them before it commits. The sequence goes
+     * over, so that ids are never reused. */
+    "CREATE TABLE jobs_v6 ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  name TEXT NOT NULL,"
+    "  device_type TEXT NOT NULL,"
+    "  tags TEXT NOT NULL DEFAULT '',"
+    "  priority INTEGER NOT NULL,"
+    "  state TEXT NOT NULL CHECK (state = 'queued' OR state = 'scheduled'"
+    "    OR state = 'running' OR state = 'canceling' OR state = 'finished'),"
+    "  outcome TEXT CHECK (outcome IS NULL OR outcome = 'complete' OR outcome = 'incomplete'"
+    "    OR outcome = 'canceled'),"
+    "  reason TEXT,"
+    "  device TEXT,"
+    "  worker TEXT,"
+    "  submitted_ms INTEGER NOT NULL,"
+    "  started_ms INTEGER NOT NULL DEFAULT 0,"
+    "  ended_ms INTEGER NOT NULL DEFAULT 0,"
+    "  accepted INTEGER NOT NULL DEFAULT 0,"
+    "  acked_seq INTEGER NOT NULL DEFAULT 0,"
+    "  health_check INTEGER NOT NULL DEFAULT 0,"
+    "  notify INTEGER NOT NULL DEFAULT 1"
+    ");"
+    "INSERT INTO jobs_v6 (id, name, device_type, tags, priority, state, outcome, reason,"
+    "  device, worker, submitted_ms, started_ms, ended_ms, accepted, acked_seq, health_check)"
+    "  SELECT id, name, device_type, tags, priority, state, outcome, reason, device, worker,"
+    "  submitted_ms, started_ms, ended_ms, accepted, acked_seq, health_check FROM jobs;"
+    "DELETE FROM sqlite_sequence WHERE name = 'jobs_v6';"
+    "INSERT INTO sqlite_sequence (name, seq) SELECT 'jobs_v6', seq FROM sqlite_sequence"
+    "  WHERE name = 'jobs';"
+    "DROP TABLE jobs;"
+    "ALTER TABLE jobs_v6 RENAME TO jobs;"
+    "CREATE INDEX jobs_open ON jobs (state, id) WHERE state <> 'finished';"
+    "CREATE INDEX jobs_ended ON jobs (ended_ms, id) WHERE state = 'finished';"
+    "CREATE INDEX jobs_open_device ON jobs (device)"
+    "  WHERE state <> 'queued' AND state <> 'finished';",
 };
 
 static const char *const statement_sql[ST_COUNT] = {
@@ -534,6 +576,24 @@ const char *store_sync_pragma(const rr_store_t *self)
     return self->sync_full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL";
 }
 
+/* Fails naming the first row PRAGMA foreign_key_check finds (WHAT: the step). */
+static int foreign_keys_hold(rr_store_t *self, const char *what)
+{
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(self->db, "PRAGMA foreign_key_check", -1, &s, NULL) != SQLITE_OK)
+        return store_fail_db(self, what);
+    int step = sqlite3_step(s);
+    int rc = RR_STORE_OK;
+    if (step == SQLITE_ROW)
+        rc = store_fail(self, RR_STORE_E_DB, "store %s: %s: a row of %s refers to no row "
+                        "of %s", self->path, what, (const char *) sqlite3_column_text(s, 0),
+                        (const char *) sqlite3_column_text(s, 2));
+    else if (step != SQLITE_DONE)
+        rc = store_fail_db(self, what);
+    sqlite3_finalize(s);
+    return rc;
+}
+
 /* Bring the schema up to STORE_SCHEMA_VERSION (or the older version OPTIONS
  * ask for), one transaction per step. */
 static int migrate(rr_store_t *self, const rr_store_options_t *options)
@@ -550,23 +610,32 @@ static int migrate(rr_store_t *self, const rr_store_options_t *options)
     if (version > STORE_SCHEMA_VERSION)
         return store_fail(self, RR_STORE_E_DB, "store %s: schema version %d is newer than "
                           "this master's (%d)", self->path, version, STORE_SCHEMA_VERSION);
-    for (; version < target; version++) {
+    /* A step may rebuild a table that others refer to (DROP TABLE with
+     * foreign keys on would delete its rows' children): off while migrating,
+     * checked at the end of each step instead. */
+    if (version < target && exec_sql(self, "PRAGMA foreign_keys = OFF", "foreign_keys")
+                            != RR_STORE_OK)
+        return RR_STORE_E_DB;
+    int rc = RR_STORE_OK;
+    for (; version < target && rc == RR_STORE_OK; version++) {
         char what[64], bump[96];
         snprintf(what, sizeof what, "migration to version %d", version + 1);
         snprintf(bump, sizeof bump, "INSERT INTO schema_version VALUES (%d)", version + 1);
-        int rc = rr_store_begin(self);
+        rc = rr_store_begin(self);
         if (rc == RR_STORE_OK)
             rc = exec_sql(self, migrations[version], what);
+        if (rc == RR_STORE_OK)
+            rc = foreign_keys_hold(self, what);
         if (rc == RR_STORE_OK)
             rc = exec_sql(self, bump, what);
         if (rc == RR_STORE_OK)
             rc = rr_store_commit(self);
         else
             rr_store_rollback(self);
-        if (rc != RR_STORE_OK)
-            return rc;
     }
-    return RR_STORE_OK;
+    if (exec_sql(self, "PRAGMA foreign_keys = ON", "foreign_keys") != RR_STORE_OK)
+        return RR_STORE_E_DB;
+    return rc;
 }
 
 static int configure(rr_store_t *self, const rr_store_options_t *options)

@@ -144,6 +144,10 @@ int rr_store_job_yaml(rr_store_t *self, uint64_t id, char **yaml);
 /* The job's normalised definition, for JOB_START (free with proto_jobdef_destroy). */
 int rr_store_job_def(rr_store_t *self, uint64_t id, proto_jobdef_t **def);
 
+/* The job's definition when it asks for a notification (a notify URL),
+ * else *DEF = NULL: a job that ends without one costs no definition read. */
+int rr_store_job_notify_def(rr_store_t *self, uint64_t id, proto_jobdef_t **def);
+
 /* Jobs in STATE (NULL = all), newest first, at most LIMIT (0 = 1000). */
 int rr_store_jobs_list(rr_store_t *self, const char *state, uint32_t limit,
                        proto_jobinfo_t **jobs, size_t *count);

@@ -65,6 +65,8 @@ typedef struct {
     char state[16];         /* as the batch changes it */
     uint64_t stored_seq;    /* the acked seq in the store before the batch */
     bool written;           /* the new acked seq went with a state change */
+    size_t end_at;          /* the batch's first new "end" of the job, SIZE_MAX: none */
+    uint64_t started_ms;    /* a "state running" the end writes with it, 0: none */
 } slot_t;
 
 /* An event batch: per job, its public ack and its slot. */
@@ -91,6 +93,7 @@ static int batch_slot(rr_store_t *self, batch_t *batch, uint64_t job, size_t *sl
     *slot = batch->count++;
     rr_store_ack_t *ack = &batch->acks[*slot];
     ack->job = job;
+    batch->slots[*slot].end_at = SIZE_MAX;
     sqlite3_stmt *s = store_stmt_u64(self, ST_JOB_ACKED_GET, job);
     int rc = s ? store_step_row(self, s, "events") : RR_STORE_E_DB;
     if (rc == RR_STORE_OK) {
@@ -127,8 +130,10 @@ static int event_insert(rr_store_t *self, const proto_job_event_t *ev, int *chan
 }
 
 /* An "end" event finishes its job: outcome = value, or incomplete (saying
- * why) when the value is no outcome. ACKED goes with the state (NULL: none). */
-static int event_end(rr_store_t *self, const proto_job_event_t *ev, const uint64_t *acked)
+ * why) when the value is no outcome. ACKED goes with the state (NULL: none),
+ * and so does STARTED_MS (0: none), a "state running" of the same batch. */
+static int event_end(rr_store_t *self, const proto_job_event_t *ev, const uint64_t *acked,
+                     uint64_t started_ms)
 {
     const char *outcome = store_one_of(ev->value, store_outcomes) ? ev->value
                                                                   : RR_OUTCOME_INCOMPLETE;
@@ -140,13 +145,18 @@ static int event_end(rr_store_t *self, const proto_job_event_t *ev, const uint64
                  ev->reason ? ev->reason : "");
         reason = why;
     }
-    return store_job_finish_tx(self, ev->job, outcome, reason, ev->ts, acked);
+    return store_job_finish_tx(self, ev->job, outcome, reason, ev->ts, acked,
+                               started_ms ? &started_ms : NULL);
 }
 
-/* The effect of a newly stored event on its job (state running, end); the
- * job's new acked seq, when it moved, is written with the state. */
-static int event_effect(rr_store_t *self, const proto_job_event_t *ev, rr_store_ack_t *ack,
-                        slot_t *slot)
+/* The effect of the batch's event AT, newly stored, on its job (state
+ * running, end); the job's new acked seq, when it moved, is written with the
+ * state. A job that starts and ends in the same batch (a short job, a node
+ * that failed at once) is written once, by its end, with the start time:
+ * its row, its indexes and its device's row are written once instead of
+ * twice, and the store never shows the running state it left at once. */
+static int event_effect(rr_store_t *self, const proto_job_event_t *ev, size_t at,
+                        rr_store_ack_t *ack, slot_t *slot)
 {
     int rc = RR_STORE_OK;
     const char *state = slot->state;
@@ -157,14 +167,17 @@ static int event_effect(rr_store_t *self, const proto_job_event_t *ev, rr_store_
     if (strcmp(ev->kind, "state") == 0 && ev->name && strcmp(ev->name, RR_JOB_RUNNING) == 0
         && strcmp(state, RR_JOB_SCHEDULED) == 0) {
         bool wrote = false;
-        rc = store_job_running_tx(self, ev->job, ev->ts, acked, &wrote);
+        if (slot->end_at != SIZE_MAX && slot->end_at > at)
+            slot->started_ms = ev->ts ? ev->ts : 1;     /* 0 would mean never started */
+        else
+            rc = store_job_running_tx(self, ev->job, ev->ts, acked, &wrote);
         if (rc == RR_STORE_OK) {
             snprintf(slot->state, sizeof slot->state, "%s", RR_JOB_RUNNING);
             ack->started = true;
             slot->written |= wrote && acked;
         }
     } else if (strcmp(ev->kind, "end") == 0) {
-        rc = event_end(self, ev, acked);
+        rc = event_end(self, ev, acked, slot->started_ms);
         if (rc == RR_STORE_OK) {
             snprintf(slot->state, sizeof slot->state, "%s", RR_JOB_FINISHED);
             ack->finished = true;
@@ -224,6 +237,8 @@ static int events_insert(rr_store_t *self, const proto_job_event_t *events, size
         if (rc == RR_STORE_OK && changes == 1) {
             batch->acks[slot].inserted++;
             slot_of[i] = slot;
+            if (strcmp(ev->kind, "end") == 0 && batch->slots[slot].end_at == SIZE_MAX)
+                batch->slots[slot].end_at = i;
         }
     }
     return rc;
@@ -244,7 +259,7 @@ static int events_append_tx(rr_store_t *self, const proto_job_event_t *events, s
             rc = advance_acked(self, &batch->acks[i]);
     for (size_t i = 0; i < n && rc == RR_STORE_OK; i++)
         if (slot_of[i] != SIZE_MAX)
-            rc = event_effect(self, &events[i], &batch->acks[slot_of[i]],
+            rc = event_effect(self, &events[i], i, &batch->acks[slot_of[i]],
                               &batch->slots[slot_of[i]]);
     for (size_t i = 0; i < batch->count && rc == RR_STORE_OK; i++)
         rc = write_acked(self, &batch->acks[i], &batch->slots[i]);

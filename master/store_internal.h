@@ -62,12 +62,13 @@
     X(RELEASE,       "RELEASE rr") \
     X(ROLLBACK_TO,   "ROLLBACK TO rr") \
     X(JOB_INSERT,    "INSERT INTO jobs (name, device_type, tags, priority, state," \
-                     " submitted_ms) VALUES (?1, ?2, ?3, ?4, 'queued', ?5)") \
+                     " submitted_ms, notify) VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6)") \
     X(JOB_SPEC_INSERT, "INSERT INTO job_specs (id, yaml, def) VALUES (?1, ?2, ?3)") \
     X(JOB_GET,       "SELECT " JOBINFO_COLS " FROM jobs WHERE id = ?1") \
     X(JOB_STATE,     "SELECT state FROM jobs WHERE id = ?1") \
     X(JOB_YAML,      "SELECT yaml FROM job_specs WHERE id = ?1") \
     X(JOB_DEF,       "SELECT def FROM job_specs WHERE id = ?1") \
+    X(JOB_NOTIFY,    "SELECT notify FROM jobs WHERE id = ?1") \
     X(JOBS_ALL,      "SELECT " JOBINFO_COLS " FROM jobs ORDER BY id DESC LIMIT ?1") \
     X(JOBS_BY_STATE, "SELECT " JOBINFO_COLS " FROM jobs WHERE state = ?1" \
                      " ORDER BY id DESC LIMIT ?2") \
@@ -100,8 +101,11 @@
                      " + (SELECT count(*) FROM " COUNTED_JOB ")" \
                      " WHERE name = " JOB_DEVICE " AND job = ?1") \
     X(JOB_CANCELING, UPDATE_STATE "jobs SET state = 'canceling' WHERE id = ?1") \
+    /* ?6: the start of a job whose "state running" came in the same batch \
+     * (store_events.c), NULL keeps started_ms */ \
     X(JOB_FINISH,    UPDATE_STATE "jobs SET state = 'finished', outcome = ?2," \
-                     " reason = ?3, ended_ms = ?4, acked_seq = coalesce(?5, acked_seq)" \
+                     " reason = ?3, ended_ms = ?4, acked_seq = coalesce(?5, acked_seq)," \
+                     " started_ms = coalesce(?6, started_ms)" \
                      " WHERE id = ?1 AND state <> 'finished'") \
     X(JOB_ACKED_GET, "SELECT state, acked_seq FROM jobs WHERE id = ?1") \
     X(JOB_ACKED_SET, "UPDATE jobs SET acked_seq = ?2 WHERE id = ?1") \
@@ -345,8 +349,10 @@ int store_job_running_tx(rr_store_t *self, uint64_t id, uint64_t now_ms,
 
 /* Open job -> finished with OUTCOME and REASON; its device lets go of it.
  * Inside a transaction. ACKED (NULL: none) is written into the job's acked
- * seq with the state when it succeeds. */
+ * seq with the state when it succeeds, STARTED_MS (NULL: kept) into its
+ * start time. */
 int store_job_finish_tx(rr_store_t *self, uint64_t id, const char *outcome,
-                        const char *reason, uint64_t now_ms, const uint64_t *acked);
+                        const char *reason, uint64_t now_ms, const uint64_t *acked,
+                        const uint64_t *started_ms);
 
 #endif

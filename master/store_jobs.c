@@ -112,6 +112,7 @@ static int job_insert_tx(rr_store_t *self, const char *yaml, const proto_jobdef_
     bind_text(s, 3, tags);
     sqlite3_bind_int(s, 4, (int) def->priority);
     bind_u64(s, 5, now_ms);
+    sqlite3_bind_int(s, 6, def->notify_url != NULL);
     int rc = store_run(self, s, "job insert", NULL);
     if (rc != RR_STORE_OK)
         return rc;
@@ -207,6 +208,18 @@ int rr_store_job_def(rr_store_t *self, uint64_t id, proto_jobdef_t **def)
                         perr.text);
     free(blob);
     return rc;
+}
+
+int rr_store_job_notify_def(rr_store_t *self, uint64_t id, proto_jobdef_t **def)
+{
+    *def = NULL;
+    sqlite3_stmt *s = store_stmt_u64(self, ST_JOB_NOTIFY, id);
+    int rc = s ? store_job_row(self, s, id, "notify") : RR_STORE_E_DB;
+    if (rc != RR_STORE_OK)
+        return rc;
+    bool notify = sqlite3_column_int(s, 0) != 0;
+    sqlite3_reset(s);
+    return notify ? rr_store_job_def(self, id, def) : RR_STORE_OK;
 }
 
 /* ---- lists ---- */
@@ -365,7 +378,8 @@ int rr_store_job_requeue(rr_store_t *self, uint64_t id)
 }
 
 int store_job_finish_tx(rr_store_t *self, uint64_t id, const char *outcome,
-                        const char *reason, uint64_t now_ms, const uint64_t *acked)
+                        const char *reason, uint64_t now_ms, const uint64_t *acked,
+                        const uint64_t *started_ms)
 {
     sqlite3_stmt *s = store_stmt_u64(self, ST_JOB_FINISH, id);
     if (!s)
@@ -375,6 +389,8 @@ int store_job_finish_tx(rr_store_t *self, uint64_t id, const char *outcome,
     bind_u64(s, 4, now_ms);
     if (acked)
         bind_u64(s, 5, *acked);
+    if (started_ms)
+        bind_u64(s, 6, *started_ms);
     int rc = job_update(self, s, id, "finish");
     if (rc != RR_STORE_OK)
         return rc;
@@ -399,7 +415,7 @@ int rr_store_job_finish(rr_store_t *self, uint64_t id, const char *outcome,
     if (rc != RR_STORE_OK)
         return rc;
     return store_finish_tx(self, store_job_finish_tx(self, id, outcome, reason, now_ms,
-                                                     NULL));
+                                                     NULL, NULL));
 }
 
 static int job_cancel_tx(rr_store_t *self, uint64_t id, uint64_t now_ms, const char **state)
@@ -411,7 +427,7 @@ static int job_cancel_tx(rr_store_t *self, uint64_t id, uint64_t now_ms, const c
     if (strcmp(now, RR_JOB_QUEUED) == 0) {
         *state = RR_JOB_FINISHED;
         return store_job_finish_tx(self, id, RR_OUTCOME_CANCELED, "canceled before it started",
-                                   now_ms, NULL);
+                                   now_ms, NULL, NULL);
     }
     if (strcmp(now, RR_JOB_SCHEDULED) != 0 && strcmp(now, RR_JOB_RUNNING) != 0)
         return store_fail(self, RR_STORE_E_STATE, "job %" PRIu64 ": cancel: already %s", id,

@@ -65,6 +65,7 @@ static int s_catch_up(sqlite3 *db)
 static void *s_checkpointer(void *arg)
 {
     store_ckpt_t *ckpt = arg;
+    pthread_setname_np(pthread_self(), "rr-checkpoint");
     pthread_mutex_lock(&ckpt->lock);
     while (!ckpt->stop) {
         if (!ckpt->due) {

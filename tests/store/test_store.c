@@ -41,7 +41,7 @@ static void test_open_uses_wal_and_the_latest_schema_version(void **state)
     fixture_t *f = *state;
     assert_string_equal(rr_store_journal_mode(f->store), "wal");
     /* 2: artifacts, 3: health checks, 4: job specs apart */
-    assert_int_equal(rr_store_schema_version(f->store), 5);
+    assert_int_equal(rr_store_schema_version(f->store), 6);
     /* Ask SQLite itself, through a second connection, that the file is WAL. */
     sqlite3 *db;
     sqlite3_stmt *s;
@@ -453,6 +453,12 @@ static void test_running_and_end_in_one_batch_store_state_and_acked_seq(void **s
     assert_true(ack.started);
     assert_true(ack.finished);
     assert_int_equal(ack.acked_seq, 3);
+    /* One write by the end, carrying the start time of the running event. */
+    proto_jobinfo_t ended;
+    assert_ok(f->store, rr_store_job_get(f->store, job, &ended));
+    assert_int_equal(ended.started, 5001);
+    assert_int_equal(ended.ended, 5003);
+    rr_store_jobinfo_clear(&ended);
 
     fixture_reopen(f);
     uint64_t seq = 0;
@@ -657,9 +663,11 @@ static void test_upgrade_from_version_3_keeps_jobs_yaml_and_definitions(void **s
     raw_exec(f->path, "INSERT INTO events (job, seq, ts, kind, name) VALUES (7, 1, 5, 'state',"
                       " 'running')");
     raw_exec(f->path, "UPDATE devices SET hc_jobs = 3, hc_due = 0 WHERE name = 'hb01'");
+    /* Job 11 was submitted and is gone: its id is never given again. */
+    raw_exec(f->path, "UPDATE sqlite_sequence SET seq = 11 WHERE name = 'jobs'");
 
     fixture_reopen(f);                          /* the new master: version 5 */
-    assert_int_equal(rr_store_schema_version(f->store), 5);
+    assert_int_equal(rr_store_schema_version(f->store), 6);
     proto_jobinfo_t info;
     assert_ok(f->store, rr_store_job_get(f->store, 7, &info));
     assert_string_equal(info.name, "old done");
@@ -702,14 +710,75 @@ static void test_upgrade_from_version_3_keeps_jobs_yaml_and_definitions(void **s
     assert_int_equal(health.jobs_since, 3);
     assert_false(health.due);
     rr_store_health_clear(&health);
+    /* Old jobs' definitions are read when they end (they may ask for a
+     * notification); a new job without a notify URL is known not to. */
+    assert_ok(f->store, rr_store_job_notify_def(f->store, 7, &back));
+    assert_non_null(back);
+    assert_string_equal(back->name, "old done");
+    proto_jobdef_destroy(&back);
     /* New jobs follow the old ones, with their specs in the new table. */
     uint64_t next = fixture_job(f, "highbank", 50, "", 200);
-    assert_int_equal(next, 10);
+    assert_int_equal(next, 12);
     assert_ok(f->store, rr_store_job_def(f->store, next, &back));
     assert_string_equal(back->device_type, "highbank");
     proto_jobdef_destroy(&back);
+    assert_ok(f->store, rr_store_job_notify_def(f->store, next, &back));
+    assert_null(back);
     proto_jobdef_destroy(&done);
     proto_jobdef_destroy(&waiting);
+}
+
+static void test_upgrade_refuses_rows_that_refer_to_no_job(void **state)
+{
+    fixture_t *f = *state;
+    rr_store_destroy(&f->store);
+    static const char *const suffixes[] = { "", "-wal", "-shm" };
+    for (size_t i = 0; i < 3; i++) {
+        char path[128];
+        snprintf(path, sizeof path, "%s%s", f->path, suffixes[i]);
+        unlink(path);
+    }
+    char err[512] = "";
+    rr_store_options_t v5 = { .schema_version = 5 };
+    rr_store_t *old = rr_store_open_with(f->path, &v5, err, sizeof err);
+    if (!old)
+        fail_msg("open at version 5: %s", err);
+    rr_store_destroy(&old);
+    /* A raw connection enforces no foreign keys: an event of a job that is not there. */
+    raw_exec(f->path, "INSERT INTO events (job, seq, ts, kind) VALUES (42, 1, 5, 'log')");
+    rr_store_t *latest = rr_store_open_with(f->path, NULL, err, sizeof err);
+    assert_null(latest);
+    assert_non_null(strstr(err, "migration to version 6"));
+    assert_non_null(strstr(err, "a row of events refers to no row of jobs"));
+    old = rr_store_open_with(f->path, &v5, err, sizeof err);    /* rolled back, still 5 */
+    if (!old)
+        fail_msg("open at version 5 again: %s", err);
+    assert_int_equal(rr_store_schema_version(old), 5);
+    rr_store_destroy(&old);
+    raw_exec(f->path, "DELETE FROM events WHERE job = 42");
+    f->store = rr_store_open_with(f->path, NULL, err, sizeof err);
+    if (!f->store)
+        fail_msg("open after the fix: %s", err);
+    assert_int_equal(rr_store_schema_version(f->store), 6);
+}
+
+static void test_notify_def_reads_only_jobs_that_ask(void **state)
+{
+    fixture_t *f = *state;
+    proto_jobdef_t *def = fixture_def("tells", "highbank", 50, "");
+    def->notify_url = strdup("http://127.0.0.1:9/hook");
+    uint64_t tells = 0;
+    assert_ok(f->store, rr_store_job_insert(f->store, "job_name: tells\n", def, 1, &tells));
+    proto_jobdef_destroy(&def);
+    uint64_t quiet = fixture_job(f, "highbank", 50, "", 2);
+    proto_jobdef_t *back = NULL;
+    assert_ok(f->store, rr_store_job_notify_def(f->store, tells, &back));
+    assert_non_null(back);
+    assert_string_equal(back->notify_url, "http://127.0.0.1:9/hook");
+    proto_jobdef_destroy(&back);
+    assert_ok(f->store, rr_store_job_notify_def(f->store, quiet, &back));
+    assert_null(back);
+    assert_int_equal(rr_store_job_notify_def(f->store, quiet + 1, &back), RR_STORE_E_NOTFOUND);
 }
 
 static long file_size(const char *path)
@@ -791,6 +860,27 @@ static void test_schema_rejects_unknown_states_without_in_lists(void **state)
                      SQLITE_OK);
     snprintf(sql, sizeof sql, "UPDATE jobs SET state = 'paused' WHERE id = %" PRIu64, held);
     assert_int_equal(raw_rc(f->path, sql), SQLITE_CONSTRAINT);
+    snprintf(sql, sizeof sql, "UPDATE jobs SET outcome = 'great' WHERE id = %" PRIu64, held);
+    assert_int_equal(raw_rc(f->path, sql), SQLITE_CONSTRAINT);
+    snprintf(sql, sizeof sql, "UPDATE jobs SET outcome = 'canceled' WHERE id = %" PRIu64, queued);
+    assert_int_equal(raw_rc(f->path, sql), SQLITE_OK);
+    /* Neither table says IN in its CHECKs (a temporary b-tree per row written). */
+    for (size_t i = 0; i < 2; i++) {
+        static const char *const tables[] = { "jobs", "devices" };
+        sqlite3 *db = NULL;
+        sqlite3_stmt *s = NULL;
+        assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+        assert_int_equal(sqlite3_prepare_v2(db, "SELECT sql FROM sqlite_master WHERE name = ?1",
+                                            -1, &s, NULL), SQLITE_OK);
+        sqlite3_bind_text(s, 1, tables[i], -1, SQLITE_STATIC);
+        assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+        const char *create = (const char *) sqlite3_column_text(s, 0);
+        assert_non_null(strstr(create, "CHECK"));
+        assert_null(strstr(create, " IN "));
+        assert_null(strstr(create, " IN("));
+        sqlite3_finalize(s);
+        sqlite3_close(db);
+    }
 
     /* Open jobs by device (jobs_open_device): a canceling job holds its
      * device, a queued one naming a device does not. */
@@ -814,6 +904,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         T(test_open_uses_wal_and_the_latest_schema_version),
+        T(test_upgrade_refuses_rows_that_refer_to_no_job),
+        T(test_notify_def_reads_only_jobs_that_ask),
         T(test_open_fails_with_context_on_unwritable_path),
         T(test_job_round_trips_info_yaml_and_definition),
         T(test_job_get_unknown_id_is_not_found),
