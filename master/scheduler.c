@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
+
 bool rr_scheduler_tags_match(char *const *job_tags, size_t job_count,
                              char *const *device_tags, size_t device_count)
 {
@@ -56,6 +58,13 @@ static int s_assign_device(rr_store_t *store, rr_sched_index_t *index,
     while ((job = rr_sched_index_pop(index, dev->type, dev->tags, dev->tags_count))) {
         bool assigned = false;
         int rc = rr_store_job_assign_queued(store, job, dev->name, dev->worker, &assigned);
+        if (rc == RR_STORE_E_STATE) {
+            /* The device would not take it (the store undid the job's part):
+             * the next device instead, the job back from the store. */
+            rr_warn("scheduler: %s", rr_store_error(store));
+            rr_sched_index_mark_stale(index);
+            return RR_STORE_OK;
+        }
         if (rc != RR_STORE_OK)
             return rc;
         if (!assigned)
@@ -73,14 +82,11 @@ static int s_assign_all(rr_store_t *store, rr_sched_index_t *index,
                         const proto_deviceinfo_t *idle, size_t idle_count,
                         rr_assignment_t *out, size_t *count)
 {
-    int rc = rr_store_begin(store);
+    int rc = rr_store_join(store);          /* the drain's transaction: no savepoint */
     for (size_t i = 0; i < idle_count && rc == RR_STORE_OK; i++)
         if (rr_sched_index_size(index) > 0)
             rc = s_assign_device(store, index, &idle[i], out, count);
-    if (rc == RR_STORE_OK)
-        return rr_store_commit(store);
-    rr_store_rollback(store);
-    return rc;
+    return rr_store_leave(store, rc);
 }
 
 int rr_scheduler_pick_indexed(rr_store_t *store, rr_sched_index_t *index,

@@ -418,6 +418,10 @@ int rr_store_commit(rr_store_t *self)
 {
     if (self->depth == 0)
         return store_fail(self, RR_STORE_E_STATE, "store: commit without begin");
+    if (self->depth == 1 && self->doomed) {
+        rr_store_rollback(self);
+        return RR_STORE_E_DB;               /* the failure's message is kept */
+    }
     int rc = exec_id(self, self->depth == 1 ? ST_COMMIT : ST_RELEASE);
     if (rc == RR_STORE_OK)
         self->depth--;
@@ -441,7 +445,33 @@ int rr_store_rollback(rr_store_t *self)
             rc = exec_id(self, ST_RELEASE);
     }
     self->depth--;
+    if (self->depth == 0) {
+        self->doomed = false;
+        self->joins = 0;
+    }
     memcpy(self->error, keep, sizeof keep);
+    return rc;
+}
+
+int rr_store_join(rr_store_t *self)
+{
+    if (self->depth == 0)
+        return rr_store_begin(self);
+    self->joins++;
+    return RR_STORE_OK;
+}
+
+int rr_store_leave(rr_store_t *self, int rc)
+{
+    if (self->joins == 0)                   /* the part had a transaction of its own */
+        return store_finish_tx(self, rc);
+    self->joins--;
+    if (rc != RR_STORE_OK && !self->doomed) {
+        self->doomed = true;
+        char first[sizeof self->error];
+        snprintf(first, sizeof first, "%s", self->error);
+        store_fail(self, rc, "transaction rolled back: %s", first);
+    }
     return rc;
 }
 

@@ -119,6 +119,17 @@ int rr_store_commit(rr_store_t *self);
 /* Roll back the innermost rr_store_begin. */
 int rr_store_rollback(rr_store_t *self);
 
+/* A part of the caller's transaction without a savepoint of its own (or a
+ * transaction of its own when there is none), ended by rr_store_leave with
+ * the part's result RC, which it returns. Cheaper than rr_store_begin inside
+ * a transaction, whose savepoint copies every page the part changes, but all
+ * or nothing: a part that failed dooms the enclosing transaction, whose
+ * commit then rolls everything back and fails naming the first failure. For
+ * parts that fail only when the database does (I/O, memory), never on a
+ * caller's bad input. */
+int rr_store_join(rr_store_t *self);
+int rr_store_leave(rr_store_t *self, int rc);
+
 /* Checkpoint the WAL only when asked (rr_store_checkpoint_due), not inside
  * the commit that makes it reach PAGES frames: the master first sends what
  * the commit justified, then asks. The checkpoints run on a thread of the

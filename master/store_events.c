@@ -271,9 +271,9 @@ int rr_store_events_append(rr_store_t *self, const proto_job_event_t *events, si
                            rr_store_ack_t **acks, size_t *ack_count)
 {
     batch_t batch = { 0 };
-    int rc = rr_store_begin(self);
+    int rc = rr_store_join(self);           /* the drain's transaction: no savepoint */
     if (rc == RR_STORE_OK)
-        rc = store_finish_tx(self, events_append_tx(self, events, n, &batch));
+        rc = rr_store_leave(self, events_append_tx(self, events, n, &batch));
     free(batch.slots);
     if (rc != RR_STORE_OK) {
         free(batch.acks);

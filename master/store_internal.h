@@ -208,6 +208,8 @@ struct _rr_store_t {
     char *path;
     sqlite3_stmt *stmts[ST_COUNT];
     int depth;              /* transaction nesting: 0 = none */
+    int joins;              /* rr_store_join parts open inside it (no savepoints) */
+    bool doomed;            /* a joined part failed: the transaction can only roll back */
     char journal[16];
     char error[512];
     int wal_frames;         /* WAL size after the last commit (store_wal.c) */

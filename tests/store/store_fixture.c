@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <sqlite3.h>
 
 static void remove_db_files(const fixture_t *f)
 {
@@ -144,4 +145,14 @@ proto_job_event_t fixture_event(uint64_t job, uint64_t seq, const char *kind,
 {
     return (proto_job_event_t) { .job = job, .seq = seq, .ts = 5000 + seq, .kind = (char *) kind,
                                  .name = (char *) name, .value = (char *) value };
+}
+
+void fixture_raw_exec(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    char *msg = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
+        fail_msg("%s: %s", sql, msg ? msg : "?");
+    sqlite3_close(db);
 }

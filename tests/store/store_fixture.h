@@ -34,4 +34,8 @@ void fixture_hello(fixture_t *f, const char *worker, const char *const *devices)
 proto_job_event_t fixture_event(uint64_t job, uint64_t seq, const char *kind,
                                 const char *name, const char *value);
 
+/* Run SQL on the database at PATH through a connection of its own (no
+ * foreign keys enforced, as any raw client): what the store would refuse. */
+void fixture_raw_exec(const char *path, const char *sql);
+
 #endif

@@ -161,6 +161,32 @@ static void test_idle_device_of_an_offline_worker_is_not_picked(void **state)
     rr_assignments_free(&list, count);
 }
 
+static void test_a_device_that_refuses_its_job_is_skipped_not_fatal(void **state)
+{
+    fixture_t *f = *state;
+    const char *const devs[] = { "hb01:highbank::idle", "hb02:highbank::idle", NULL };
+    fixture_hello(f, "rack01", devs);
+    uint64_t first = fixture_job(f, "highbank", 90, "", 1);
+    uint64_t second = fixture_job(f, "highbank", 50, "", 2);
+    /* Idle yet holding a job: the store will not reserve hb01. */
+    fixture_raw_exec(f->path, "UPDATE devices SET job = 12345 WHERE name = 'hb01'");
+    size_t count;
+    rr_assignment_t *list = pick(f, &count);
+    assert_int_equal(count, 1);
+    assert_string_equal(list[0].device, "hb02");
+    assert_int_equal(list[0].job, second);
+    rr_assignments_free(&list, count);
+    char buf[16];
+    assert_string_equal(job_state(f, first, buf, sizeof buf), RR_JOB_QUEUED);
+    /* The job hb01 refused is back in the queue for the next pass. */
+    fixture_raw_exec(f->path, "UPDATE devices SET job = NULL WHERE name = 'hb01'");
+    list = pick(f, &count);
+    assert_int_equal(count, 1);
+    assert_string_equal(list[0].device, "hb01");
+    assert_int_equal(list[0].job, first);
+    rr_assignments_free(&list, count);
+}
+
 static void test_assignment_marks_job_scheduled_and_device_reserved(void **state)
 {
     fixture_t *f = *state;
@@ -246,6 +272,7 @@ int main(void)
         T(test_unavailable_devices_are_never_picked),
         T(test_idle_device_of_an_offline_worker_is_not_picked),
         T(test_assignment_marks_job_scheduled_and_device_reserved),
+        T(test_a_device_that_refuses_its_job_is_skipped_not_fatal),
         T(test_finished_job_frees_device_for_the_next),
         T(test_job_submitted_at_time_zero_is_picked),
         cmocka_unit_test(test_tags_match_is_a_subset_check),

@@ -595,16 +595,6 @@ static void test_queue_oldest_tells_an_empty_queue_from_a_job_submitted_at_zero(
 }
 
 /* Run SQL on the database at PATH through a connection of its own. */
-static void raw_exec(const char *path, const char *sql)
-{
-    sqlite3 *db = NULL;
-    char *msg = NULL;
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
-        fail_msg("%s: %s", sql, msg ? msg : "?");
-    sqlite3_close(db);
-}
-
 /* Insert a job into a version-3 database (YAML and definition in the jobs row). */
 static void v3_job(const char *path, uint64_t id, const char *state, const char *yaml,
                    const proto_jobdef_t *def)
@@ -660,11 +650,11 @@ static void test_upgrade_from_version_3_keeps_jobs_yaml_and_definitions(void **s
     proto_jobdef_t *waiting = fixture_def("old queued", "midway", 70, "sata,usb");
     v3_job(f->path, 7, RR_JOB_FINISHED, "job_name: old done\n", done);
     v3_job(f->path, 9, RR_JOB_QUEUED, "job_name: old queued\n", waiting);
-    raw_exec(f->path, "INSERT INTO events (job, seq, ts, kind, name) VALUES (7, 1, 5, 'state',"
+    fixture_raw_exec(f->path, "INSERT INTO events (job, seq, ts, kind, name) VALUES (7, 1, 5, 'state',"
                       " 'running')");
-    raw_exec(f->path, "UPDATE devices SET hc_jobs = 3, hc_due = 0 WHERE name = 'hb01'");
+    fixture_raw_exec(f->path, "UPDATE devices SET hc_jobs = 3, hc_due = 0 WHERE name = 'hb01'");
     /* Job 11 was submitted and is gone: its id is never given again. */
-    raw_exec(f->path, "UPDATE sqlite_sequence SET seq = 11 WHERE name = 'jobs'");
+    fixture_raw_exec(f->path, "UPDATE sqlite_sequence SET seq = 11 WHERE name = 'jobs'");
 
     fixture_reopen(f);                          /* the new master: version 5 */
     assert_int_equal(rr_store_schema_version(f->store), 6);
@@ -745,7 +735,7 @@ static void test_upgrade_refuses_rows_that_refer_to_no_job(void **state)
         fail_msg("open at version 5: %s", err);
     rr_store_destroy(&old);
     /* A raw connection enforces no foreign keys: an event of a job that is not there. */
-    raw_exec(f->path, "INSERT INTO events (job, seq, ts, kind) VALUES (42, 1, 5, 'log')");
+    fixture_raw_exec(f->path, "INSERT INTO events (job, seq, ts, kind) VALUES (42, 1, 5, 'log')");
     rr_store_t *latest = rr_store_open_with(f->path, NULL, err, sizeof err);
     assert_null(latest);
     assert_non_null(strstr(err, "migration to version 6"));
@@ -755,7 +745,7 @@ static void test_upgrade_refuses_rows_that_refer_to_no_job(void **state)
         fail_msg("open at version 5 again: %s", err);
     assert_int_equal(rr_store_schema_version(old), 5);
     rr_store_destroy(&old);
-    raw_exec(f->path, "DELETE FROM events WHERE job = 42");
+    fixture_raw_exec(f->path, "DELETE FROM events WHERE job = 42");
     f->store = rr_store_open_with(f->path, NULL, err, sizeof err);
     if (!f->store)
         fail_msg("open after the fix: %s", err);
@@ -779,6 +769,55 @@ static void test_notify_def_reads_only_jobs_that_ask(void **state)
     assert_ok(f->store, rr_store_job_notify_def(f->store, quiet, &back));
     assert_null(back);
     assert_int_equal(rr_store_job_notify_def(f->store, quiet + 1, &back), RR_STORE_E_NOTFOUND);
+}
+
+static uint64_t jobs_count(rr_store_t *store)
+{
+    uint64_t n = 0;
+    assert_ok(store, rr_store_jobs_count(store, RR_JOB_QUEUED, &n));
+    return n;
+}
+
+static void test_joined_part_commits_with_its_transaction_or_alone(void **state)
+{
+    fixture_t *f = *state;
+    assert_ok(f->store, rr_store_join(f->store));          /* no transaction: its own */
+    fixture_job(f, "highbank", 50, "", 1);
+    assert_ok(f->store, rr_store_leave(f->store, RR_STORE_OK));
+    assert_ok(f->store, rr_store_begin(f->store));
+    fixture_job(f, "highbank", 50, "", 2);
+    assert_ok(f->store, rr_store_join(f->store));
+    fixture_job(f, "highbank", 50, "", 3);
+    assert_ok(f->store, rr_store_leave(f->store, RR_STORE_OK));
+    assert_ok(f->store, rr_store_commit(f->store));
+    fixture_reopen(f);
+    assert_int_equal(jobs_count(f->store), 3);
+}
+
+static void test_failed_joined_part_rolls_back_its_whole_transaction(void **state)
+{
+    fixture_t *f = *state;
+    fixture_job(f, "highbank", 50, "", 1);
+    assert_ok(f->store, rr_store_begin(f->store));
+    fixture_job(f, "highbank", 50, "", 2);                   /* before the part */
+    assert_ok(f->store, rr_store_join(f->store));
+    fixture_job(f, "highbank", 50, "", 3);                   /* the part's change */
+    proto_jobinfo_t info;                                     /* the part fails */
+    int failed = rr_store_job_get(f->store, 999, &info);
+    assert_int_equal(failed, RR_STORE_E_NOTFOUND);
+    char why[256];
+    snprintf(why, sizeof why, "transaction rolled back: %s", rr_store_error(f->store));
+    assert_int_equal(rr_store_leave(f->store, failed), RR_STORE_E_NOTFOUND);
+    fixture_job(f, "highbank", 50, "", 4);                   /* after it, still inside */
+    assert_int_equal(rr_store_commit(f->store), RR_STORE_E_DB);
+    assert_string_equal(rr_store_error(f->store), why);
+    assert_int_equal(jobs_count(f->store), 1);
+    /* The store goes on: the next transaction commits. */
+    assert_ok(f->store, rr_store_begin(f->store));
+    fixture_job(f, "highbank", 50, "", 5);
+    assert_ok(f->store, rr_store_commit(f->store));
+    fixture_reopen(f);
+    assert_int_equal(jobs_count(f->store), 2);
 }
 
 static long file_size(const char *path)
@@ -817,7 +856,7 @@ static void test_finish_counts_the_job_on_a_device_that_let_go_of_it(void **stat
     assert_ok(f->store, rr_store_job_running(f->store, job, 3));
     /* No path of the store does this while the job is open; the count must not
      * depend on it. */
-    raw_exec(f->path, "UPDATE devices SET job = NULL WHERE name = 'hb01'");
+    fixture_raw_exec(f->path, "UPDATE devices SET job = NULL WHERE name = 'hb01'");
     proto_deviceinfo_t dev;
     assert_ok(f->store, rr_store_device_get(f->store, "hb01", &dev));
     assert_int_equal(dev.job, 0);
@@ -906,6 +945,8 @@ int main(void)
         T(test_open_uses_wal_and_the_latest_schema_version),
         T(test_upgrade_refuses_rows_that_refer_to_no_job),
         T(test_notify_def_reads_only_jobs_that_ask),
+        T(test_joined_part_commits_with_its_transaction_or_alone),
+        T(test_failed_joined_part_rolls_back_its_whole_transaction),
         T(test_open_fails_with_context_on_unwritable_path),
         T(test_job_round_trips_info_yaml_and_definition),
         T(test_job_get_unknown_id_is_not_found),
