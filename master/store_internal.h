@@ -213,6 +213,8 @@ struct _rr_store_t {
     char journal[16];
     char error[512];
     int wal_frames;         /* WAL size after the last commit (store_wal.c) */
+    int wal_size;           /* the same, kept when a checkpoint is asked for */
+    int wal_commit_frames;  /* frames the last commit added */
     int wal_limit;          /* checkpoint at this many frames; 0 = SQLite's own (autocheckpoint) */
     store_ckpt_t *ckpt;     /* checkpoints off the caller's thread once deferred; NULL before */
     bool sync_full;         /* synchronous = FULL (else NORMAL), for every connection */

@@ -624,9 +624,10 @@ static void v3_job(const char *path, uint64_t id, const char *state, const char 
     free(blob);
 }
 
-static void test_upgrade_from_version_3_keeps_jobs_yaml_and_definitions(void **state)
+/* The fixture's database made anew at schema VERSION (an older master's),
+ * open; the fixture's own store is closed (NULL). */
+static rr_store_t *store_at_version(fixture_t *f, int version)
 {
-    fixture_t *f = *state;
     rr_store_destroy(&f->store);
     static const char *const suffixes[] = { "", "-wal", "-shm" };
     for (size_t i = 0; i < 3; i++) {
@@ -635,11 +636,18 @@ static void test_upgrade_from_version_3_keeps_jobs_yaml_and_definitions(void **s
         unlink(path);
     }
     char err[512] = "";
-    rr_store_options_t v3 = { .schema_version = 3 };
-    rr_store_t *old = rr_store_open_with(f->path, &v3, err, sizeof err);
+    rr_store_options_t options = { .schema_version = version };
+    rr_store_t *old = rr_store_open_with(f->path, &options, err, sizeof err);
     if (!old)
-        fail_msg("open at version 3: %s", err);
-    assert_int_equal(rr_store_schema_version(old), 3);
+        fail_msg("open at version %d: %s", version, err);
+    assert_int_equal(rr_store_schema_version(old), version);
+    return old;
+}
+
+static void test_upgrade_from_version_3_keeps_jobs_yaml_and_definitions(void **state)
+{
+    fixture_t *f = *state;
+    rr_store_t *old = store_at_version(f, 3);
     rr_store_t *latest = f->store;
     f->store = old;                             /* HELLO's statements exist in version 3 */
     const char *const devs[] = { "hb01:highbank:sata:idle", "mid01:midway::maintenance", NULL };
@@ -721,19 +729,10 @@ static void test_upgrade_from_version_3_keeps_jobs_yaml_and_definitions(void **s
 static void test_upgrade_refuses_rows_that_refer_to_no_job(void **state)
 {
     fixture_t *f = *state;
-    rr_store_destroy(&f->store);
-    static const char *const suffixes[] = { "", "-wal", "-shm" };
-    for (size_t i = 0; i < 3; i++) {
-        char path[128];
-        snprintf(path, sizeof path, "%s%s", f->path, suffixes[i]);
-        unlink(path);
-    }
+    rr_store_t *old = store_at_version(f, 5);
+    rr_store_destroy(&old);
     char err[512] = "";
     rr_store_options_t v5 = { .schema_version = 5 };
-    rr_store_t *old = rr_store_open_with(f->path, &v5, err, sizeof err);
-    if (!old)
-        fail_msg("open at version 5: %s", err);
-    rr_store_destroy(&old);
     /* A raw connection enforces no foreign keys: an event of a job that is not there. */
     fixture_raw_exec(f->path, "INSERT INTO events (job, seq, ts, kind) VALUES (42, 1, 5, 'log')");
     rr_store_t *latest = rr_store_open_with(f->path, NULL, err, sizeof err);
