@@ -18,6 +18,7 @@
 
 #include "ipmi.h"
 #include "rig.h"
+#include "rig_power.h"
 #include "sol.h"
 
 #define SOL_TIMEOUT_MS 10000
@@ -93,19 +94,6 @@ static void sol_open(fixture_t *f)
     assert_true(rr_sol_fd(f->sol) >= 0);
 }
 
-static void power_on(const fixture_t *f)
-{
-    const rr_rig_node_t *node = node0(f);
-    rr_ipmi_t *bmc = rr_ipmi_new(node->host, node->port, node->user, node->password, 2000, 2);
-    assert_non_null(bmc);
-    int rc = rr_ipmi_power(bmc, RR_POWER_ON);
-    char err[1024];
-    snprintf(err, sizeof err, "%s", rr_ipmi_error(bmc));
-    rr_ipmi_destroy(&bmc);
-    if (rc < 0)
-        fail_msg("%s", err);
-}
-
 static void expect(fixture_t *f, const char *needle, uint32_t timeout_ms)
 {
     const char *const needles[] = { needle };
@@ -123,7 +111,7 @@ static void type(fixture_t *f, const char *text, uint32_t delay_ms)
 static void node_at_prompt(fixture_t *f)
 {
     sol_open(f);
-    power_on(f);
+    rig_power_on(node0(f));
     expect(f, "# ", PROMPT_WAIT_MS);
 }
 

@@ -25,6 +25,7 @@
 
 #include "ipmi.h"
 #include "rig.h"
+#include "rig_power.h"
 #include "sol_engine.h"
 
 #define SESSION_TIMEOUT_MS 10000
@@ -105,19 +106,6 @@ static void open_session(fixture_t *f, size_t i, uint32_t timeout_ms)
     assert_true(rr_sol_session_fd(f->session[i]) >= 0);
 }
 
-static void power_on(const fixture_t *f, size_t i)
-{
-    const rr_rig_node_t *n = node(f, i);
-    rr_ipmi_t *bmc = rr_ipmi_new(n->host, n->port, n->user, n->password, 2000, 2);
-    assert_non_null(bmc);
-    int rc = rr_ipmi_power(bmc, RR_POWER_ON);
-    char err[1024];
-    snprintf(err, sizeof err, "%s", rr_ipmi_error(bmc));
-    rr_ipmi_destroy(&bmc);
-    if (rc < 0)
-        fail_msg("%s", err);
-}
-
 /* Read session I's output for at most MS; returns 1 when something came,
  * 0 on time-out, -1 on EOF. */
 static int read_some(fixture_t *f, size_t i, int ms)
@@ -164,7 +152,7 @@ static void type(fixture_t *f, size_t i, const char *text)
 static void node_at_prompt(fixture_t *f, size_t i)
 {
     open_session(f, i, SESSION_TIMEOUT_MS);
-    power_on(f, i);
+    rig_power_on(node(f, i));
     wait_output(f, i, 0, "# ", PROMPT_WAIT_MS);
     type(f, i, "\025");
 }
@@ -295,7 +283,7 @@ static void test_engine_busy_session_outlives_the_bmc_idle_timeout(void **state)
 {
     fixture_t *f = *state;
     open_session(f, 0, 6000);
-    power_on(f, 0);
+    rig_power_on(node(f, 0));
     wait_output(f, 0, 0, "# ", PROMPT_WAIT_MS);
     type(f, 0, "\025");
     size_t from = f->seen_len[0];
