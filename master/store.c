@@ -640,11 +640,12 @@ static int migrate(rr_store_t *self, const rr_store_options_t *options)
     if (version > STORE_SCHEMA_VERSION)
         return store_fail(self, RR_STORE_E_DB, "store %s: schema version %d is newer than "
                           "this master's (%d)", self->path, version, STORE_SCHEMA_VERSION);
+    if (version >= target)
+        return RR_STORE_OK;
     /* A step may rebuild a table that others refer to (DROP TABLE with
      * foreign keys on would delete its rows' children): off while migrating,
      * checked at the end of each step instead. */
-    if (version < target && exec_sql(self, "PRAGMA foreign_keys = OFF", "foreign_keys")
-                            != RR_STORE_OK)
+    if (exec_sql(self, "PRAGMA foreign_keys = OFF", "foreign_keys") != RR_STORE_OK)
         return RR_STORE_E_DB;
     int rc = RR_STORE_OK;
     for (; version < target && rc == RR_STORE_OK; version++) {
